@@ -31,8 +31,12 @@ class HistogramValue:
 
 @dataclass(frozen=True)
 class Sample:
+    """One series. A value the source could not provide is kept with a `skip_reason` so the scheduler
+    can count it ('null', 'not_a_number') instead of publishing a silent zero."""
+
     labels: Mapping[str, str]
     value: float | HistogramValue
+    skip_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,19 @@ class MetricFamily:
 
     def add_labels(self, labels: Mapping[str, str], value: float | HistogramValue) -> MetricFamily:
         self.samples.append(Sample(labels=dict(labels), value=value))
+        return self
+
+    def add_raw(self, raw: object, **labels: str) -> MetricFamily:
+        """Add a value straight from a database row: NULL and non-numbers are kept as skipped samples."""
+        try:
+            value = to_float(raw)
+        except ValueConversionError:
+            self.samples.append(Sample(labels=labels, value=math.nan, skip_reason="not_a_number"))
+            return self
+        if value is None:
+            self.samples.append(Sample(labels=labels, value=math.nan, skip_reason="null"))
+        else:
+            self.samples.append(Sample(labels=labels, value=value))
         return self
 
 

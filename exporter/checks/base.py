@@ -10,12 +10,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from exporter.metrics import MetricFamily, MetricSpec
-
-if TYPE_CHECKING:
-    from exporter.db.target import TargetDatabase
 
 
 class ErrorReason(str, Enum):
@@ -39,53 +36,77 @@ class CheckError(Exception):
 
 
 class CancelToken:
-    """Lets the scheduler interrupt a running check (for example by cancelling its open cursor)."""
+    """Lets the scheduler interrupt a running check, and tell it when it has been given up on.
+
+    `cancel()` runs when a check overruns its timeout (for example to cancel its open cursor).
+    `abandon()` runs when even the cancel did not bring the worker back (a frozen server): resources
+    the worker holds must then be accounted as lost until it returns.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cancelled = False
-        self._callbacks: list[Callable[[], None]] = []
+        self._abandoned = False
+        self._on_cancel: list[Callable[[], None]] = []
+        self._on_abandon: list[Callable[[], None]] = []
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled
 
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
+
     def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Register a callback run when cancel() is called; returns a function that unregisters it."""
+        """Register a callback for cancel(); returns a function that unregisters it.
+
+        If the token is already cancelled, the callback runs at once.
+        """
+        return self._register(self._on_cancel, callback, lambda: self._cancelled)
+
+    def on_abandon(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Register a callback for abandon(); returns a function that unregisters it."""
+        return self._register(self._on_abandon, callback, lambda: self._abandoned)
+
+    def cancel(self) -> None:
         with self._lock:
-            run_now = self._cancelled
+            self._cancelled = True
+            callbacks, self._on_cancel = self._on_cancel, []
+        for callback in callbacks:
+            callback()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            callbacks, self._on_abandon = self._on_abandon, []
+        for callback in callbacks:
+            callback()
+
+    def _register(
+        self, callbacks: list[Callable[[], None]], callback: Callable[[], None], fired: Callable[[], bool]
+    ) -> Callable[[], None]:
+        with self._lock:
+            run_now = fired()
             if not run_now:
-                self._callbacks.append(callback)
+                callbacks.append(callback)
         if run_now:
             callback()
 
         def unregister() -> None:
             with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
+                if callback in callbacks:
+                    callbacks.remove(callback)
 
         return unregister
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
 
 
 @dataclass
 class RunContext:
-    """What a check receives for one run."""
+    """What a check receives for one run. Database checks hold their TargetDatabase themselves."""
 
     timeout: float
     cancel: CancelToken = field(default_factory=CancelToken)
-    database: TargetDatabase | None = None
-
-    def require_database(self) -> TargetDatabase:
-        if self.database is None:
-            raise CheckError(ErrorReason.OTHER, "this check needs a database target")
-        return self.database
 
 
 class Check(Protocol):

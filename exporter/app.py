@@ -1,0 +1,227 @@
+"""Wiring: config -> databases -> checks -> scheduler -> store -> exposition, and reloads.
+
+A reload builds a complete new runtime from the new file first; only if that succeeds does it replace
+the running one, so a broken config never stops monitoring (Prometheus' own reload semantics).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter.checks.base import Check
+from exporter.checks.host import HostCheck
+from exporter.checks.process_group import ProcessGroupCheck
+from exporter.checks.registry import CheckRegistry
+from exporter.config.loader import ConfigError, LoadedConfig, load_config
+from exporter.config.model import (
+    DEFAULT_TARGET_CHECKS,
+    CheckSettings,
+    DbResponseCheckConfig,
+    PrivilegesCheckConfig,
+    TargetConfig,
+)
+from exporter.config.semantics import effective_interval, effective_timeout
+from exporter.db.connstr import ConnectionSpec
+from exporter.db.pool import Backoff
+from exporter.db.target import TargetDatabase
+from exporter.exposition import Exposition, RenderLoop
+from exporter.logs import SecretMask
+from exporter.metrics import MetricFamily
+from exporter.scheduler import Job, Scheduler, SchedulerSettings
+from exporter.self_metrics import exporter_families
+from exporter.store import CheckKey, CheckMeta, ResultStore
+from exporter.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_CHECK_CONFIGS: dict[str, type[CheckSettings]] = {
+    "db_response": DbResponseCheckConfig,
+    "privileges": PrivilegesCheckConfig,
+}
+
+
+@dataclass
+class Runtime:
+    """Everything built from one config; replaced as a whole on reload."""
+
+    loaded: LoadedConfig
+    databases: dict[str, TargetDatabase]
+    jobs: list[Job]
+    metas: dict[CheckKey, CheckMeta]
+    workers: WorkerPool
+    scheduler: Scheduler
+    checks: dict[CheckKey, Check] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self.scheduler.stop(wait=2.0)
+        self.workers.stop()
+        for database in self.databases.values():
+            database.close()
+
+
+def target_checks(target: TargetConfig) -> list[CheckSettings]:
+    """The target's configured checks, plus the default kinds it did not configure itself."""
+    checks: list[CheckSettings] = list(target.checks)
+    configured = {check.kind_name for check in checks}
+    for kind in DEFAULT_TARGET_CHECKS:
+        if kind not in configured:
+            checks.append(_DEFAULT_CHECK_CONFIGS[kind].model_validate({"kind": kind}))
+    return checks
+
+
+def connection_spec(target: TargetConfig, password: str | None, read_timeout: float) -> ConnectionSpec:
+    return ConnectionSpec(
+        driver=target.driver,
+        dsn=target.dsn,
+        attributes={key: str(value) for key, value in target.connection.items()},
+        username=target.username,
+        password=password,
+        connect_timeout=target.connect_timeout,
+        read_timeout=read_timeout,
+    )
+
+
+def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultStore) -> Runtime:
+    """Build databases, checks and jobs for a config, without starting anything."""
+    config = loaded.config
+    settings = config.global_
+    databases: dict[str, TargetDatabase] = {}
+    jobs: list[Job] = []
+    metas: dict[CheckKey, CheckMeta] = {}
+    checks: dict[CheckKey, Check] = {}
+
+    def add(key: CheckKey, check: Check, kind: str, interval: float, timeout: float,
+            series_limit: int | None, labels: dict[str, str]) -> None:
+        jobs.append(Job(key=key, check=check, interval=interval, timeout=timeout))
+        metas[key] = CheckMeta(kind=kind, interval=interval, timeout=timeout,
+                               series_limit=series_limit or settings.series_limit, labels=labels)
+        checks[key] = check
+
+    for target in config.targets:
+        check_settings = target_checks(target)
+        longest = max(effective_timeout(c, settings) for c in check_settings)
+        spec = connection_spec(target, loaded.passwords.get(target.name), longest + settings.cancel_grace + 5)
+        database = TargetDatabase(
+            target.name, spec, target.max_connections, Backoff(target.backoff.initial, target.backoff.max)
+        )
+        databases[target.name] = database
+        labels = {**target.labels, "target": target.name}
+        for check_config in check_settings:
+            check = registry.build_target_check(check_config, database)
+            add(CheckKey(target.name, check_config.effective_name), check, check_config.kind_name,
+                effective_interval(check_config, settings), effective_timeout(check_config, settings),
+                check_config.series_limit, labels)
+
+    if config.host.enabled:
+        host = config.host
+        interval = host.interval or settings.interval
+        add(CheckKey("", "host"),
+            HostCheck("host", exclude_fstypes=frozenset(host.exclude_fstypes),
+                      exclude_mountpoints=host.exclude_mountpoints, include_devices=host.include_devices),
+            "host", interval, min(host.timeout or settings.timeout, interval), None, {})
+    for group in config.process_groups:
+        interval = group.interval or settings.interval
+        add(CheckKey("", f"process_group:{group.name}"),
+            ProcessGroupCheck(group.name, group.name, group.process_name, group.cmdline),
+            "process_group", interval, min(group.timeout or settings.timeout, interval), None, {})
+
+    workers = WorkerPool(settings.workers, settings.abandoned_workers_limit)
+    scheduler = Scheduler(
+        jobs, store, workers, SchedulerSettings(jitter=settings.jitter, cancel_grace=settings.cancel_grace)
+    )
+    return Runtime(loaded, databases, jobs, metas, workers, scheduler, checks)
+
+
+class App:
+    """The running exporter: one store and exposition for its lifetime, a runtime per config."""
+
+    def __init__(self, config_path: Path, registry: CheckRegistry, mask: SecretMask | None = None) -> None:
+        self.config_path = config_path
+        self.registry = registry
+        self.mask = mask or SecretMask()
+        self.store = ResultStore()
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._runtime: Runtime | None = None
+        self._reload_ok = False
+        self._reload_time: float | None = None
+        self.last_reload_error = ""
+        self.exposition = Exposition(self.store, self._exporter_families)
+        self._render_loop = RenderLoop(self.exposition, self.store)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the config and start checking; raises ConfigError when the first config is invalid."""
+        loaded = load_config(self.config_path)
+        self._activate(loaded)
+        self._render_loop.start()
+
+    def reload(self) -> bool:
+        """Re-read the config; on any error keep the running one and report it. Returns success."""
+        try:
+            loaded = load_config(self.config_path)
+        except ConfigError as exc:
+            with self._lock:
+                self._reload_ok = False
+                self.last_reload_error = str(exc)
+            self.store.touch()
+            log.error("config reload failed; keeping the running config", extra={"err": str(exc)})
+            return False
+        self._activate(loaded)
+        log.info("config reloaded", extra={"file": str(self.config_path)})
+        return True
+
+    def stop(self) -> None:
+        self._render_loop.stop()
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.stop()
+
+    # --- state for the HTTP layer -------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> Runtime | None:
+        with self._lock:
+            return self._runtime
+
+    def ready(self) -> bool:
+        runtime = self.runtime
+        return runtime is not None and runtime.scheduler.first_round_done.is_set()
+
+    def target_names(self) -> list[str]:
+        runtime = self.runtime
+        return [] if runtime is None else list(runtime.databases)
+
+    def reload_status(self) -> tuple[bool, float | None, str]:
+        with self._lock:
+            return self._reload_ok, self._reload_time, self.last_reload_error
+
+    # -----------------------------------------------------------------------------------------------
+
+    def _activate(self, loaded: LoadedConfig) -> None:
+        self.mask.update(loaded.secrets())
+        runtime = build_runtime(loaded, self.registry, self.store)
+        with self._lock:
+            old, self._runtime = self._runtime, runtime
+            self._reload_ok = True
+            self._reload_time = time.time()
+            self.last_reload_error = ""
+        self.store.configure(runtime.metas)
+        if old is not None:
+            old.stop()
+        runtime.scheduler.start()
+
+    def _exporter_families(self) -> list[MetricFamily]:
+        runtime = self.runtime
+        if runtime is None:
+            return []
+        ok, reload_time, _ = self.reload_status()
+        return exporter_families(
+            runtime.workers.stats(), ok, reload_time, self.exposition.renders, self.started_at
+        )

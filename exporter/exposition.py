@@ -1,0 +1,173 @@
+"""Turn stored results into the Prometheus text format, and keep the rendering cached.
+
+A scrape is a memory copy: the rendered text (plain and gzip) is rebuilt only when a result changed,
+a result went stale, or the cache grew old. prometheus_client does the formatting, so escaping and
+the format's details are its job, not ours.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from exporter.metrics import HistogramValue, MetricFamily, MetricType
+from exporter.self_metrics import check_families
+from exporter.store import CheckState, ResultStore
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_CACHE_AGE = 30.0  # seconds; keeps process metrics reasonably fresh on a quiet exporter
+
+
+@dataclass(frozen=True)
+class Rendered:
+    plain: bytes
+    gzipped: bytes
+    version: int
+    valid_until: float
+
+
+def families_for(
+    states: Iterable[CheckState], now_monotonic: float, target: str | None = None
+) -> list[MetricFamily]:
+    """The data families of every fresh check (of one target when given) plus the per-check metrics."""
+    selected = [s for s in states if target is None or s.key.target == target]
+    families: list[MetricFamily] = []
+    for state in selected:
+        if not state.is_stale(now_monotonic):
+            families.extend(state.families)
+    families.extend(check_families(selected, now_monotonic))
+    return families
+
+
+def to_client_metrics(families: Iterable[MetricFamily]) -> list[Metric]:
+    """Merge families by name and convert them to prometheus_client metrics."""
+    merged: dict[str, Metric] = {}
+    for family in families:
+        spec = family.spec
+        metric = merged.get(spec.name)
+        if metric is None:
+            base = spec.name.removesuffix("_total") if spec.type is MetricType.COUNTER else spec.name
+            metric = Metric(base, spec.help, spec.type.value)
+            merged[spec.name] = metric
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            if isinstance(sample.value, HistogramValue):
+                _add_histogram(metric, spec.name, labels, sample.value)
+            else:
+                metric.add_sample(spec.name, labels, sample.value)
+    return list(merged.values())
+
+
+def _add_histogram(metric: Metric, name: str, labels: dict[str, str], value: HistogramValue) -> None:
+    for bound, cumulative in value.buckets:
+        metric.add_sample(f"{name}_bucket", {**labels, "le": _le(bound)}, cumulative)
+    if not value.buckets or value.buckets[-1][0] != float("inf"):
+        metric.add_sample(f"{name}_bucket", {**labels, "le": "+Inf"}, value.count)
+    metric.add_sample(f"{name}_count", labels, value.count)
+    metric.add_sample(f"{name}_sum", labels, value.sum)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class _FamiliesCollector(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._metrics)
+
+
+class Exposition:
+    """Caches renderings of the store, per scope (all targets, or one target for /probe)."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        exporter_families: Callable[[], list[MetricFamily]],
+        monotonic: Callable[[], float] = time.monotonic,
+        include_process_metrics: bool = True,
+    ) -> None:
+        self._store = store
+        self._exporter_families = exporter_families
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._cache: dict[str | None, Rendered] = {}
+        self._renders = 0
+        self._process = ProcessCollector(registry=None) if include_process_metrics else None
+
+    @property
+    def renders(self) -> int:
+        return self._renders
+
+    def get(self, target: str | None = None) -> Rendered:
+        """The current rendering; re-rendered only if something changed since the cached one."""
+        version = self._store.version
+        now = self._monotonic()
+        with self._lock:
+            cached = self._cache.get(target)
+            if cached is not None and cached.version == version and now < cached.valid_until:
+                return cached
+        rendered = self._render(target)
+        with self._lock:
+            self._cache[target] = rendered
+            if target is not None and len(self._cache) > 64:  # bounded: one entry per target at most
+                self._cache = {None: self._cache[None]} if None in self._cache else {}
+        return rendered
+
+    def _render(self, target: str | None) -> Rendered:
+        version, states = self._store.snapshot()
+        now = self._monotonic()
+        with self._lock:
+            self._renders += 1
+        families = families_for(states, now, target)
+        if target is None:
+            families.extend(self._exporter_families())
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_FamiliesCollector(to_client_metrics(families)))
+        if self._process is not None and target is None:
+            registry.register(self._process)
+        plain = generate_latest(registry)
+        return Rendered(plain, gzip.compress(plain, compresslevel=6), version, _valid_until(states, now))
+
+
+def _valid_until(states: Iterable[CheckState], now: float) -> float:
+    """The rendering is valid until the first fresh result would turn stale, or MAX_CACHE_AGE."""
+    until = now + MAX_CACHE_AGE
+    for state in states:
+        if state.last_run_monotonic is not None and not state.is_stale(now):
+            until = min(until, state.last_run_monotonic + state.stale_after())
+    return until
+
+
+class RenderLoop:
+    """Re-renders in the background as soon as results change, so scrapes rarely render themselves."""
+
+    def __init__(self, exposition: Exposition, store: ResultStore, debounce: float = 0.05) -> None:
+        self._exposition = exposition
+        self._store = store
+        self._debounce = debounce
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="erp-render", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        version = -1
+        while not self._stop.is_set():
+            version = self._store.wait_for_change(version, timeout=MAX_CACHE_AGE / 2)
+            if self._stop.wait(self._debounce):  # let a burst of results land before rendering
+                return
+            self._exposition.get()

@@ -1,0 +1,122 @@
+"""The human status page at `/`: targets, checks, last results and errors. Every value is escaped and
+passed through the secret mask; connection strings are shown with the password replaced."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+
+from exporter import __version__
+from exporter.db.target import TargetDatabase
+from exporter.store import CheckState
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """What the page shows, gathered by the caller (keeps this module free of app wiring)."""
+
+    states: list[CheckState]
+    databases: dict[str, TargetDatabase]
+    reload_ok: bool
+    reload_error: str
+    config_file: str
+    now_monotonic: float
+
+
+def _value(state: CheckState | None, metric: str) -> float | None:
+    if state is None:
+        return None
+    for family in state.families:
+        if family.name == metric and family.samples:
+            value = family.samples[0].value
+            return value if isinstance(value, float | int) else None
+    return None
+
+
+def _age(state: CheckState, now: float) -> str:
+    if state.last_run_monotonic is None:
+        return "not yet run"
+    return f"{now - state.last_run_monotonic:.0f}s ago"
+
+
+def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
+    """The whole HTML page as a string."""
+    states = {(s.key.target, s.key.check): s for s in view.states}
+    rows_targets = []
+    for name, database in view.databases.items():
+        server = database.server
+        response = states.get((name, "db_response"))
+        up = _value(response, "erp_up")
+        can_write = _value(states.get((name, "privileges")), "erp_database_login_can_write")
+        read_only = server.read_only if server else None
+        warnings = []
+        if can_write == 1:
+            warnings.append("the monitoring login could WRITE: restrict its grants (see README)")
+        if read_only is False:
+            warnings.append("session is not read-only at the database")
+        rows_targets.append(
+            "<tr>"
+            f"<td>{escape(name)}</td>"
+            f"<td class='{_css(up)}'>{'up' if up == 1 else 'down' if up == 0 else 'unknown'}</td>"
+            f"<td>{escape(server.dialect.value if server else '?')} {escape(server.dbms_version if server else '')}</td>"
+            f"<td><code>{escape(mask(database.spec.describe()))}</code></td>"
+            f"<td class='{'bad' if warnings else 'ok'}'>{escape('; '.join(warnings) or 'read-only')}</td>"
+            "</tr>"
+        )
+    rows_checks = []
+    for state in sorted(view.states, key=lambda s: (s.key.target, s.key.check)):
+        stale = state.is_stale(view.now_monotonic)
+        status = "stale" if stale else "ok" if state.success else "pending" if state.success is None else "failed"
+        error = ""
+        if state.error_reason is not None:
+            error = f"{state.error_reason.value}: {state.error_message}"
+        rows_checks.append(
+            "<tr>"
+            f"<td>{escape(state.key.target or '-')}</td><td>{escape(state.key.check)}</td>"
+            f"<td>{escape(state.meta.kind)}</td><td>{state.meta.interval:g}s</td>"
+            f"<td class='{'ok' if status == 'ok' else 'bad'}'>{status}</td>"
+            f"<td>{escape(_age(state, view.now_monotonic))}</td><td>{state.duration:.3f}s</td>"
+            f"<td>{state.series}</td><td>{escape(mask(error))}</td>"
+            "</tr>"
+        )
+    reload_line = "ok" if view.reload_ok else f"FAILED, running the previous config: {view.reload_error}"
+    return _PAGE.format(
+        version=escape(__version__),
+        config=escape(view.config_file),
+        reload=escape(mask(reload_line)),
+        reload_class="ok" if view.reload_ok else "bad",
+        generated=escape(time.strftime("%Y-%m-%d %H:%M:%S %Z")),
+        targets="\n".join(rows_targets) or "<tr><td colspan=5>no targets configured</td></tr>",
+        checks="\n".join(rows_checks) or "<tr><td colspan=9>no checks</td></tr>",
+    )
+
+
+def _css(up: float | None) -> str:
+    return "ok" if up == 1 else "bad" if up == 0 else ""
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>erp-exporter</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }} .ok {{ color: #17702a; }} .bad {{ color: #b00020; font-weight: bold; }}
+code {{ font-size: 0.85em; }}
+</style></head><body>
+<h1>erp-exporter {version}</h1>
+<p><a href="/metrics">/metrics</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a>
+ · config <code>{config}</code> · last reload: <span class="{reload_class}">{reload}</span> · {generated}</p>
+<h2>Targets</h2>
+<table><tr><th>target</th><th>state</th><th>database</th><th>connection</th><th>write protection</th></tr>
+{targets}
+</table>
+<h2>Checks</h2>
+<table><tr><th>target</th><th>check</th><th>kind</th><th>interval</th><th>status</th><th>last run</th>
+<th>duration</th><th>series</th><th>last error</th></tr>
+{checks}
+</table>
+</body></html>
+"""
