@@ -114,6 +114,7 @@ class _LexicalMode:
 class _Token:
     kind: Literal["word", "identifier", "literal", "symbol"]
     text: str
+    glued: bool = False  # a word written right after a number, as in 0x0INTO
 
 
 _SINGLE = _Quote("'")
@@ -187,8 +188,9 @@ def check_read_only(sql: str, dialect: Dialect | None = None) -> None:
         try:
             _check_tokens(_tokenize(sql, mode), mode)
         except GuardError as error:
-            if len(modes) == 1:
+            if mode is modes[0]:
                 raise
+            # Only a variant found it: say which, so the author can see why the same SQL passed elsewhere.
             raise GuardError(f"{error} (under {mode.name} lexical rules)") from None
 
 
@@ -228,20 +230,29 @@ def _check_tokens(tokens: list[_Token], mode: _LexicalMode) -> None:
                 raise GuardError(f"refused: {_quoted(' '.join(clause))} takes locks in a read-only query")
     forbidden = _FORBIDDEN_WORDS | mode.extra_forbidden
     for token in body:
-        # A quoted name is never a keyword, but "nextval"('s') or `get_lock`(...) still calls the function.
-        spellings = {token.text.upper()} if token.kind == "identifier" else set()
-        spellings = _spellings(token.text) if token.kind == "word" else spellings
-        if token.kind == "word" and (found := spellings & forbidden):
-            raise GuardError(f"refused: {_quoted(min(found))} is not allowed in a read-only query")
+        if token.kind == "word":
+            spellings = _spellings(token.text, token.glued)
+            if found := spellings & forbidden:
+                raise GuardError(f"refused: {_quoted(min(found))} is not allowed in a read-only query")
+        elif token.kind == "identifier":
+            # A quoted name is never a keyword, but "nextval"('s') or `get_lock`(...) still calls it.
+            spellings = {token.text.upper()}
+        else:
+            continue
         if found := spellings & _SIDE_EFFECT_NAMES:
             raise GuardError(f"refused: function {_quoted(min(found).lower())} has side effects")
 
 
-def _spellings(text: str) -> set[str]:
+def _spellings(text: str, glued: bool = False) -> set[str]:
     """The ways a server may read a word: whole, and split at '$' or symbols, which not all servers
-    accept inside identifiers; compatibility-folded (fullwidth letters) and upper-cased."""
+    accept inside identifiers; compatibility-folded (fullwidth letters) and upper-cased.
+
+    A word glued to a number may lose any prefix to it (0x0INTO is 0x0 INTO to a server that reads
+    hexadecimal there), so then every suffix counts.
+    """
     folded = unicodedata.normalize("NFKC", text).upper()
-    return {folded, *(part for part in re.split(r"\W+", folded) if part)}
+    parts = {folded, *(part for part in re.split(r"\W+", folded) if part)}
+    return {part[start:] for part in parts for start in range(len(part))} if glued else parts
 
 
 def _quoted(text: str) -> str:
@@ -316,7 +327,7 @@ def _read_word(sql: str, start: int, mode: _LexicalMode, tokens: list[_Token]) -
     if word == "u" and sql.startswith('&"', i):
         # U&"\0073et_config" spells a name in escapes this guard does not decode.
         raise GuardError('refused: Unicode-escaped identifier U&"..." cannot be checked')
-    tokens.append(_Token("word", sql[start:i]))
+    tokens.append(_Token("word", sql[start:i], glued=start > 0 and _is_digit(sql[start - 1])))
     return i
 
 

@@ -1,0 +1,72 @@
+# Two commands do everything on a fresh Debian 12 machine:
+#   make demo   installs what it needs, builds the demo ERP database and runs the exporter on :9861
+#   make test   installs what it needs and runs lint, type checks and the whole test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR := var/demo
+LISTEN ?= :9861
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# unixODBC and the Debian ODBC drivers; the database servers the tests start privately;
+# Prometheus and Alertmanager (promtool and amtool check rules and configs).
+APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
+	postgresql mariadb-server mariadb-client \
+	prometheus prometheus-alertmanager \
+	python3-venv openssl procps
+
+.PHONY: help demo test lint typecheck unit system-packages venv clean
+
+help:
+	@echo "make demo    install, build the demo database, run the exporter on $(LISTEN)"
+	@echo "make test    install, then ruff, mypy and the whole pytest suite"
+
+system-packages:
+	@missing=""; \
+	for package in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: system-packages $(STAMP)
+
+demo: venv
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/python deploy/demo/build_demo_db.py $(DEMO_DIR)/erp-demo.db
+	@echo
+	@echo "erp-exporter is starting on $(LISTEN) (Ctrl-C stops it)"
+	@echo "  metrics:      http://localhost$(LISTEN)/metrics"
+	@echo "  status page:  http://localhost$(LISTEN)/"
+	@echo "  one target:   http://localhost$(LISTEN)/probe?target=erp-demo"
+	@echo
+	ERP_DEMO_DB=$(CURDIR)/$(DEMO_DIR)/erp-demo.db exec $(BIN)/erp-exporter \
+	  --config.file=examples/demo.yml --web.listen-address=$(LISTEN)
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
