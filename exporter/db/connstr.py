@@ -39,15 +39,15 @@ class ConnectionSpec:
     def driver_dialect(self) -> Dialect:
         return dialect_from_driver_name(self.driver or "")
 
-    def connection_string(self) -> str:
+    def connection_string(self, login_timeout: float | None = None) -> str:
         """The full ODBC connection string, including the password: for pyodbc.connect only."""
-        return _join(self._pairs(include_password=True))
+        return _join(self._pairs(include_password=True, login_timeout=login_timeout))
 
     def describe(self) -> str:
         """The connection string with the password masked, fit for logs and the status page."""
         return _join(self._pairs(include_password=False))
 
-    def _pairs(self, include_password: bool) -> list[tuple[str, str]]:
+    def _pairs(self, include_password: bool, login_timeout: float | None = None) -> list[tuple[str, str]]:
         pairs: list[tuple[str, str]] = []
         if self.dsn is not None:
             pairs.append(("DSN", self.dsn))
@@ -63,7 +63,8 @@ class ConnectionSpec:
         if self.password is not None:
             pairs.append(("PWD", self.password if include_password else "<secret>"))
         existing = {key.upper() for key, _ in pairs}
-        pairs.extend((k, v) for k, v in _timeout_attributes(dialect, self) if k.upper() not in existing)
+        timeouts = _timeout_attributes(dialect, login_timeout or self.connect_timeout, self.read_timeout)
+        pairs.extend((k, v) for k, v in timeouts if k.upper() not in existing)
         return pairs
 
 
@@ -88,13 +89,13 @@ def _sqlite_attributes(attributes: dict[str, str]) -> dict[str, str]:
     return result
 
 
-def _timeout_attributes(dialect: Dialect, spec: ConnectionSpec) -> list[tuple[str, str]]:
+def _timeout_attributes(dialect: Dialect, login_timeout: float, read_timeout: float) -> list[tuple[str, str]]:
     if dialect is Dialect.MYSQL:
         # MariaDB Connector/ODBC 3.1 ignores the ODBC login timeout; CONN_TIMEOUT is what it honours.
         # READ_TIMEOUT bounds a read from a frozen server, which neither cancel nor max_statement_time can.
         return [
-            ("CONN_TIMEOUT", str(max(1, round(spec.connect_timeout)))),
-            ("READ_TIMEOUT", str(max(1, round(spec.read_timeout)))),
-            ("WRITE_TIMEOUT", str(max(1, round(spec.read_timeout)))),
+            ("CONN_TIMEOUT", str(max(1, round(login_timeout)))),
+            ("READ_TIMEOUT", str(max(1, round(read_timeout)))),
+            ("WRITE_TIMEOUT", str(max(1, round(read_timeout)))),
         ]
     return []

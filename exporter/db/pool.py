@@ -94,7 +94,7 @@ class ConnectionPool:
     def __init__(
         self,
         target: str,
-        opener: Callable[[], OpenConnection],
+        opener: Callable[[float], OpenConnection],
         max_size: int,
         backoff: Backoff,
         max_idle_age: float = 300.0,
@@ -107,6 +107,7 @@ class ConnectionPool:
         self._max_idle_age = max_idle_age
         self._clock = clock
         self._cond = threading.Condition()
+        self._connect_lock = threading.Lock()  # one connect attempt in flight per target
         self._idle: list[OpenConnection] = []
         self._in_use = 0
         self._hung = 0
@@ -117,6 +118,7 @@ class ConnectionPool:
     def acquire(self, token: CancelToken, wait: float, fresh: bool = False,
                 classify: Callable[[BaseException], ClassifiedError] | None = None) -> Lease:
         """Check a connection out; open one if needed (respecting backoff). Raises CheckError."""
+        deadline = self._clock() + wait
         self._reserve_slot(token, wait)
         try:
             to_close, reused = self._take_idle(fresh)
@@ -124,7 +126,7 @@ class ConnectionPool:
                 old.close()
             if reused is not None:
                 return self._lease(reused, token, reused=True)
-            return self._lease(self._connect(classify), token, reused=False)
+            return self._lease(self._connect(classify, deadline), token, reused=False)
         except BaseException:
             with self._cond:
                 self._in_use -= 1
@@ -213,7 +215,21 @@ class ConnectionPool:
                 expired.append(self._idle.pop(0))  # make room: the oldest goes
             return expired, None
 
-    def _connect(self, classify: Callable[[BaseException], ClassifiedError] | None) -> OpenConnection:
+    def _connect(
+        self, classify: Callable[[BaseException], ClassifiedError] | None, deadline: float
+    ) -> OpenConnection:
+        # Single flight: while one check waits for a slow or dead server to answer, the others wait for
+        # that answer (and its backoff) instead of opening connection attempts of their own.
+        if not self._connect_lock.acquire(timeout=max(0.0, deadline - self._clock())):
+            raise CheckError(ErrorReason.TIMEOUT, "another connect to this target did not finish in time")
+        try:
+            return self._connect_once(classify, deadline)
+        finally:
+            self._connect_lock.release()
+
+    def _connect_once(
+        self, classify: Callable[[BaseException], ClassifiedError] | None, deadline: float
+    ) -> OpenConnection:
         with self._cond:
             now = self._clock()
             if not self._backoff.ready(now) and self._last_failure is not None:
@@ -224,7 +240,7 @@ class ConnectionPool:
                     f"{self._backoff.failures} failed connect(s))",
                 )
         try:
-            connection = self._opener()
+            connection = self._opener(max(1.0, deadline - self._clock()))
         except CheckError as exc:
             self._record_failure(ClassifiedError(exc.reason, exc.message, True))
             raise

@@ -111,11 +111,11 @@ class TargetDatabase:
     def classify_connect_error(self, exc: BaseException) -> ClassifiedError:
         return classify(exc, during_connect=True, secrets=self._secrets)
 
-    def _open(self) -> OpenConnection:
+    def _open(self, time_left: float) -> OpenConnection:
+        """Connect within the configured login timeout, and never beyond the time the check has left."""
         started = time.monotonic()
-        raw = pyodbc.connect(
-            self.spec.connection_string(), autocommit=True, timeout=max(1, math.ceil(self.spec.connect_timeout))
-        )
+        login_timeout = max(1, math.ceil(min(self.spec.connect_timeout, time_left)))
+        raw = pyodbc.connect(self.spec.connection_string(login_timeout), autocommit=True, timeout=login_timeout)
         connect_seconds = time.monotonic() - started
         try:
             dbms_name = str(raw.getinfo(pyodbc.SQL_DBMS_NAME))
