@@ -49,10 +49,21 @@ def _validate(value: Any) -> float:
     raise ValueError(f"expected a duration like 30s, got {value!r}")
 
 
+def _validate_positive(value: Any) -> float:
+    seconds = _validate(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration longer than 0s, got {value!r}")
+    return seconds
+
+
+_JSON_SCHEMA = WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["15s", "2m", "1h30m"]})
+
 Duration = Annotated[
-    float,
-    BeforeValidator(_validate),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["15s", "2m", "1h30m"]}),
+    float, BeforeValidator(_validate), PlainSerializer(format_duration, return_type=str), _JSON_SCHEMA
 ]
 """A config field holding a duration: written '30s' in YAML, a float of seconds in Python."""
+
+PositiveDuration = Annotated[
+    float, BeforeValidator(_validate_positive), PlainSerializer(format_duration, return_type=str), _JSON_SCHEMA
+]
+"""A duration that must not be zero: intervals (0s would run a check in a busy loop) and timeouts."""

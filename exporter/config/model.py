@@ -8,12 +8,12 @@ only its own settings. Cross-object rules (unique names, timeouts within interva
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SecretStr, field_validator
 
 from exporter.checks.host import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
-from exporter.config.durations import Duration
+from exporter.config.durations import Duration, PositiveDuration
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -52,8 +52,8 @@ class CheckSettings(StrictModel):
     name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
         default=None, description="Unique per target; defaults to the kind."
     )
-    interval: Duration | None = Field(default=None, description="How often the check runs.")
-    timeout: Duration | None = Field(default=None, description="A run that takes longer is cancelled.")
+    interval: PositiveDuration | None = Field(default=None, description="How often the check runs.")
+    timeout: PositiveDuration | None = Field(default=None, description="A run that takes longer is cancelled.")
     series_limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         default=None, description="Series above this are dropped and counted, protecting Prometheus."
     )
@@ -98,9 +98,30 @@ DEFAULT_TARGET_CHECKS: tuple[str, ...] = ("db_response", "privileges")
 # Targets
 
 
+def _odbc_value(value: Any) -> str | int:
+    # YAML reads yes/no/on/off/true/false as booleans and 1.0 as a float; passing them on as 1 or 1.0
+    # would silently change what the driver gets (Encrypt=yes is not Encrypt=1), so they must be quoted.
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    expected = "expected a string or a whole number"
+    if isinstance(value, bool):
+        raise ValueError(
+            f"{expected}, got {str(value).lower()} (YAML reads yes/no/on/off/true/false as booleans: "
+            "put the value in quotes, e.g. 'yes')"
+        )
+    if value is None:
+        raise ValueError(f"{expected}, got an empty value")
+    if isinstance(value, dict | list):
+        raise ValueError(f"{expected}, got a {'mapping' if isinstance(value, dict) else 'list'}")
+    raise ValueError(f"{expected}, got {value!r} (put the value in quotes)")
+
+
+OdbcValue = Annotated[str | int, PlainValidator(_odbc_value, json_schema_input_type=str | int)]
+
+
 class BackoffConfig(StrictModel):
-    initial: Duration = Field(default=1.0, description="Wait after the first failed connect.")
-    max: Duration = Field(default=60.0, description="Longest wait between connect attempts.")
+    initial: PositiveDuration = Field(default=1.0, description="Wait after the first failed connect.")
+    max: PositiveDuration = Field(default=60.0, description="Longest wait between connect attempts.")
 
 
 class TargetConfig(StrictModel):
@@ -111,7 +132,7 @@ class TargetConfig(StrictModel):
         default=None, description="ODBC driver name from odbcinst.ini (e.g. 'PostgreSQL Unicode') or a path."
     )
     dsn: str | None = Field(default=None, description="A DSN from odbc.ini, instead of `driver`.")
-    connection: dict[str, str | int] = Field(
+    connection: dict[str, OdbcValue] = Field(
         default_factory=dict,
         description="Further ODBC keywords passed as they are (server, port, database, ...).",
     )
@@ -124,13 +145,13 @@ class TargetConfig(StrictModel):
     max_connections: Annotated[int, Field(ge=1, le=32)] = Field(
         default=2, description="Most connections the exporter opens to this target at once."
     )
-    connect_timeout: Duration = Field(default=5.0, description="Login timeout.")
+    connect_timeout: PositiveDuration = Field(default=5.0, description="Login timeout.")
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     checks: list[TargetCheckConfig] = Field(default_factory=list)
 
     @field_validator("connection")
     @classmethod
-    def _no_secrets_in_connection(cls, value: dict[str, str | int]) -> dict[str, str | int]:
+    def _no_secrets_in_connection(cls, value: dict[str, OdbcValue]) -> dict[str, OdbcValue]:
         for key in value:
             if key.lower() in {"pwd", "password", "uid", "user", "username", "driver", "dsn"}:
                 raise ValueError(
@@ -147,8 +168,8 @@ class HostConfig(StrictModel):
     """Resources of the machine the exporter runs on (psutil: works on Linux and Windows)."""
 
     enabled: bool = True
-    interval: Duration | None = None
-    timeout: Duration | None = None
+    interval: PositiveDuration | None = None
+    timeout: PositiveDuration | None = None
     exclude_fstypes: list[str] = Field(
         default_factory=lambda: sorted(DEFAULT_EXCLUDED_FSTYPES),
         description="Filesystem types to leave out (pseudo and read-only image filesystems by default).",
@@ -172,8 +193,8 @@ class ProcessGroupConfig(StrictModel):
     name: Annotated[str, Field(pattern=NAME_PATTERN, description="The `group` label value.")]
     process_name: str | None = Field(default=None, description="Regular expression on the process name.")
     cmdline: str | None = Field(default=None, description="Regular expression on the joined command line.")
-    interval: Duration | None = None
-    timeout: Duration | None = None
+    interval: PositiveDuration | None = None
+    timeout: PositiveDuration | None = None
 
     @field_validator("process_name", "cmdline")
     @classmethod
@@ -186,8 +207,8 @@ class ProcessGroupConfig(StrictModel):
 
 
 class GlobalConfig(StrictModel):
-    interval: Duration = Field(default=30.0, description="Default interval of checks without their own.")
-    timeout: Duration = Field(default=10.0, description="Default timeout of checks without their own.")
+    interval: PositiveDuration = Field(default=30.0, description="Default interval of checks without their own.")
+    timeout: PositiveDuration = Field(default=10.0, description="Default timeout of checks without their own.")
     series_limit: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         default=2000, description="Default most series one check may produce."
     )

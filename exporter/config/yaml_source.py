@@ -1,7 +1,8 @@
 """Read YAML while remembering the line of every key, so config errors can name file, line and key.
 
 PyYAML's composer gives us nodes with marks; we build plain Python data from them ourselves and keep a
-map from key path to line. Duplicate keys, which PyYAML silently overwrites, are errors here.
+map from key path to line. Duplicate keys, which PyYAML silently overwrites, are errors here. Merge keys
+(`<<: *defaults`) work as in PyYAML; a recursive alias or a tag beyond the safe loader's is an error.
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ class SourceError(Exception):
 
 @dataclass
 class YamlDocument:
-    """Plain data parsed from YAML, plus the line of every key and list item."""
+    """Plain data parsed from YAML, plus the line of every key and list item.
+
+    `issues` holds the problems found while building the data (duplicate keys, unset environment
+    variables, ...) when the document was parsed with strict=False; the data is still usable then.
+    """
 
     file: str
     data: Any
     lines: dict[PathKey, int] = field(default_factory=dict)
+    issues: list[SourceIssue] = field(default_factory=list)
 
     def line_of(self, path: PathKey) -> int | None:
         """The line of the deepest existing prefix of `path` (a missing key reports its parent's line)."""
@@ -72,8 +78,14 @@ def format_path(path: PathKey) -> str:
     return text
 
 
-def load_yaml(path: Path, display_name: str | None = None, expand_env: bool = True) -> YamlDocument:
-    """Parse one YAML file; raise SourceError naming file and line on any syntax or reference problem."""
+def load_yaml(
+    path: Path, display_name: str | None = None, expand_env: bool = True, strict: bool = True
+) -> YamlDocument:
+    """Parse one YAML file; raise SourceError naming file and line on any syntax or reference problem.
+
+    With strict=False only unreadable files and syntax errors raise; the other problems are left in
+    `document.issues`, so a caller can report them together with its own validation errors.
+    """
     name = display_name or str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -81,72 +93,128 @@ def load_yaml(path: Path, display_name: str | None = None, expand_env: bool = Tr
         raise SourceError([SourceIssue(name, None, "", f"cannot read file: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise SourceError([SourceIssue(name, None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return parse_yaml_text(text, name, expand_env=expand_env)
+    return parse_yaml_text(text, name, expand_env=expand_env, strict=strict)
 
 
-def parse_yaml_text(text: str, name: str, expand_env: bool = True) -> YamlDocument:
+def parse_yaml_text(text: str, name: str, expand_env: bool = True, strict: bool = True) -> YamlDocument:
     """Parse YAML text (see load_yaml)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SourceError([SourceIssue(name, line, "", f"YAML syntax error: {problem}")]) from None
+        raise SourceError([_syntax_issue(name, exc)]) from None
     except yaml.YAMLError as exc:
         raise SourceError([SourceIssue(name, None, "", f"YAML error: {exc}")]) from None
     document = YamlDocument(file=name, data=None)
-    issues: list[SourceIssue] = []
     if node is not None:
-        document.data = _build(node, (), document, issues, expand_env)
-    if issues:
-        raise SourceError(issues)
+        document.data = _Builder(document, expand_env).build(node, ())
+    if strict and document.issues:
+        raise SourceError(document.issues)
     return document
 
 
-def _build(
-    node: yaml.Node, path: PathKey, document: YamlDocument, issues: list[SourceIssue], expand_env: bool
-) -> Any:
-    document.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
+def _syntax_issue(name: str, exc: yaml.MarkedYAMLError) -> SourceIssue:
+    """'YAML syntax error: <problem> (column C; while parsing X that starts at line L; ...)'."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    problem = exc.problem or exc.context or "invalid YAML"
+    details: list[str] = []
+    if exc.problem_mark is not None:
+        details.append(f"column {exc.problem_mark.column + 1}")
+    if exc.problem and exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+        details.append(f"{exc.context} that starts at line {exc.context_mark.line + 1}")
+    if "<block end>" in problem:
+        details.append("check the indentation")
+    suffix = f" ({'; '.join(details)})" if details else ""
+    return SourceIssue(name, line, "", f"YAML syntax error: {problem}{suffix}")
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Builder:
+    """Turns composed nodes into plain data, recording lines and collecting issues on the document."""
+
+    def __init__(self, document: YamlDocument, expand_env: bool) -> None:
+        self.document = document
+        self.expand_env = expand_env
+        self._open: set[int] = set()  # nodes being built: meeting one again is a recursive alias
+
+    def issue(self, node: yaml.Node, path: PathKey, message: str) -> None:
+        self.document.issues.append(
+            SourceIssue(self.document.file, node.start_mark.line + 1, format_path(path), message)
+        )
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.document.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self._open:
+            self.issue(node, path, "recursive YAML alias (an anchor used inside itself)")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            return self._scalar_value(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                issues.append(document.issue(path, "mapping keys must be plain scalars"))
+            if key_node.tag == _MERGE_TAG:
+                self._merge(value_node, path, merged)
                 continue
-            key = str(key)
+            key = self._key(key_node, path)
+            if key is None:
+                continue
             child = (*path, key)
             if key in result:
-                issues.append(
-                    SourceIssue(document.file, key_node.start_mark.line + 1, format_path(child), "duplicate key")
-                )
+                self.issue(key_node, child, "duplicate key")
                 continue
-            document.lines[child] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, child, document, issues, expand_env)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*path, index), document, issues, expand_env) for index, item in enumerate(node.value)
-        ]
-    value = _scalar(node)
-    if expand_env and isinstance(value, str):
+            self.document.lines[child] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, child)
+        # Keys written in the mapping win over merged ones, as in PyYAML.
+        return {**{k: v for k, v in merged.items() if k not in result}, **result}
+
+    def _merge(self, value_node: yaml.Node, path: PathKey, merged: dict[str, Any]) -> None:
+        """`<<: *anchor` or `<<: [*a, *b]` (earlier mappings win), as the YAML merge key type says."""
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                self.issue(source, path, "a merge key (<<) takes a mapping or a list of mappings")
+                continue
+            own_lines = dict(self.document.lines)
+            data = self.build(source, path)
+            self.document.lines.update(own_lines)  # a key written here keeps its own line
+            if isinstance(data, dict):
+                for key, value in data.items():
+                    merged.setdefault(key, value)
+
+    def _key(self, key_node: yaml.Node, path: PathKey) -> str | None:
+        key = self._scalar_value(key_node, path, expand=False) if isinstance(key_node, yaml.ScalarNode) else None
+        if key is None or not isinstance(key, str | int | float | bool):
+            self.issue(key_node, path, "mapping keys must be plain scalars")
+            return None
+        return str(key)
+
+    def _scalar_value(self, node: yaml.Node, path: PathKey, expand: bool = True) -> Any:
+        """Resolve a scalar with the safe loader's rules (ints, floats, bools, null, strings)."""
+        loader = yaml.SafeLoader("")
         try:
-            return expand_environment(value)
-        except KeyError as exc:
-            issues.append(document.issue(path, f"environment variable {exc.args[0]} is not set"))
-    return value
-
-
-def _scalar(node: yaml.Node) -> Any:
-    """Resolve a scalar with the safe loader's rules (ints, floats, bools, null, strings)."""
-    if not isinstance(node, yaml.ScalarNode):
-        return node
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+            value = loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            self.issue(node, path, f"unsupported YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')}")
+            return None
+        finally:
+            loader.dispose()
+        if expand and self.expand_env and isinstance(value, str):
+            try:
+                return expand_environment(value)
+            except KeyError as exc:
+                self.issue(node, path, f"environment variable {exc.args[0]} is not set")
+        return value
 
 
 def expand_environment(text: str) -> str:

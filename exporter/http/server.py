@@ -5,15 +5,20 @@ Nothing here runs a check or touches a database: every answer comes from the res
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import socket
+import socketserver
 import ssl
+import sys
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.app import App
@@ -24,17 +29,44 @@ from exporter.http.web_config import BasicAuth, WebConfig, ssl_context
 log = logging.getLogger(__name__)
 
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PORT = re.compile(r"^[0-9]{1,5}$")  # ASCII digits only: str.isdigit() also accepts '²' and '٣'
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+# A request body up to this size is read and dropped; a bigger one closes the connection after the answer.
+MAX_DISCARDED_BODY = 1 << 20
+# Seconds a connection may sit idle (or stall its TLS handshake) before it is closed.
+IDLE_TIMEOUT = 120.0
+
+_GET_PATHS = frozenset({"/metrics", "/probe", "/-/healthy", "/-/ready", "/"})
+_POST_PATHS = frozenset({"/-/reload"})
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
-    """':9861' -> ('', 9861); '127.0.0.1:9861' -> ('127.0.0.1', 9861); '[::1]:9861' -> ('::1', 9861)."""
+    """':9861' -> ('', 9861); '127.0.0.1:9861' -> ('127.0.0.1', 9861); '[::1]:9861' -> ('::1', 9861).
+
+    An IPv6 address must be in brackets (as in Go's net.Listen): '::1:9861' is ambiguous and refused.
+    """
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"invalid listen address {address!r}: expected host:port or :port")
-    return host.strip("[]"), int(port)
+    if not sep or not _PORT.match(port) or int(port) > 65535:
+        raise ValueError(f"invalid listen address {address!r}: expected host:port, :port or [ipv6]:port")
+    if host.startswith("["):
+        if not host.endswith("]") or ":" not in host or any(c in host[1:-1] for c in "[] "):
+            raise ValueError(f"invalid listen address {address!r}: bad [ipv6] host")
+        host = host[1:-1]
+    elif any(c in host for c in ":[] /"):
+        raise ValueError(
+            f"invalid listen address {address!r}: put an IPv6 address in brackets, e.g. [::1]:9861"
+        )
+    return host, int(port)
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
+    """The exporter's HTTP(S) server.
+
+    An empty host listens on every interface, IPv4 and IPv6 where the system has both (the Go exporters'
+    behaviour for ':9861'), falling back to IPv4 only.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
 
@@ -42,12 +74,51 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.app = app
         self.web = web
         self.auth = BasicAuth(web.basic_auth_users)
-        if ":" in address[0]:
+        host, port = address
+        self._dual_stack = False
+        if ":" in host:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        elif host == "" and socket.has_dualstack_ipv6():
+            self.address_family = socket.AF_INET6
+            self._dual_stack = True
+            address = ("::", port)
+        try:
+            super().__init__(address, _Handler)
+        except OSError as exc:
+            if not self._dual_stack or exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise
+            self.address_family = socket.AF_INET  # IPv6 is compiled in but disabled on this host
+            self._dual_stack = False
+            super().__init__(("", port), _Handler)
         if web.tls_server_config is not None:
-            context: ssl.SSLContext = ssl_context(web.tls_server_config, web_base)
+            try:
+                context: ssl.SSLContext = ssl_context(web.tls_server_config, web_base)
+            except BaseException:
+                self.server_close()
+                raise
+            # The handshake happens in the connection's own thread (on its first read), never in the
+            # accept loop, so a client that stalls its handshake cannot block other clients.
             self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def server_bind(self) -> None:
+        if self._dual_stack:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        # Not HTTPServer.server_bind: its socket.getfqdn() can block on DNS for seconds, for a name
+        # that only CGI would use.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The default prints a traceback to stderr, bypassing the log format and the secret mask.
+        exc = sys.exc_info()[1]
+        client = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        if isinstance(exc, ConnectionError | TimeoutError | ssl.SSLError):
+            log.debug("http connection error",
+                      extra={"client": client, "err": f"{type(exc).__name__}: {exc}"})
+        else:
+            log.error("http request failed", exc_info=True, extra={"client": client})
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="erp-http", daemon=True)
@@ -59,14 +130,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "erp-exporter"
+    timeout = IDLE_TIMEOUT
 
     # --- routing ------------------------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches on
-        if not self._authorized():
+    def do_GET(self) -> None:
+        if not self._begin():
             return
         url = urlsplit(self.path)
-        routes = {
+        routes: dict[str, Callable[[str], None]] = {
             "/metrics": self._metrics,
             "/probe": self._probe,
             "/-/healthy": lambda _: self._text(HTTPStatus.OK, "Healthy\n"),
@@ -75,25 +147,27 @@ class _Handler(BaseHTTPRequestHandler):
         }
         handler = routes.get(url.path)
         if handler is None:
-            self._text(HTTPStatus.NOT_FOUND, "not found\n")
+            self._not_allowed_or_found(url.path)
         else:
-            handler(url.query)
+            self._guarded(lambda: handler(url.query))
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_POST(self) -> None:  # noqa: N802
-        if not self._authorized():
+    def do_POST(self) -> None:
+        if not self._begin():
             return
-        if urlsplit(self.path).path != "/-/reload":
-            self._text(HTTPStatus.METHOD_NOT_ALLOWED, "only POST /-/reload\n")
+        path = urlsplit(self.path).path
+        if path not in _POST_PATHS:
+            self._not_allowed_or_found(path)
             return
-        ok = self.server.app.reload()
-        if ok:
-            self._text(HTTPStatus.OK, "reloaded\n")
-        else:
-            _, _, error = self.server.app.reload_status()
-            self._text(HTTPStatus.INTERNAL_SERVER_ERROR, f"reload failed, old config kept:\n{error}\n")
+        self._guarded(self._reload)
+
+    def _other_method(self) -> None:
+        if self._begin():
+            self._not_allowed_or_found(urlsplit(self.path).path)
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method  # noqa: N815
 
     # --- endpoints ------------------------------------------------------------------------------------
 
@@ -104,7 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
         params = parse_qs(query, keep_blank_values=True)
         names = params.get("target", [])
         if len(names) != 1 or not names[0]:
-            self._text(HTTPStatus.BAD_REQUEST, "exactly one 'target' parameter (a configured target name) is required\n")
+            self._text(HTTPStatus.BAD_REQUEST,
+                       "exactly one 'target' parameter (a configured target name) is required\n")
             return
         name = names[0]
         if not _TARGET_NAME.match(name):
@@ -121,7 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.app.ready():
             self._text(HTTPStatus.OK, "Ready\n")
         else:
-            self._text(HTTPStatus.SERVICE_UNAVAILABLE, "Not ready: the first round of checks is still running\n")
+            self._text(HTTPStatus.SERVICE_UNAVAILABLE,
+                       "Not ready: the first round of checks is still running\n")
 
     def _status_page(self, _query: str) -> None:
         app = self.server.app
@@ -135,41 +211,167 @@ class _Handler(BaseHTTPRequestHandler):
             reload_error=error,
             config_file=str(app.config_path),
             now_monotonic=time.monotonic(),
+            labels={t.name: dict(t.labels) for t in runtime.loaded.config.targets} if runtime else {},
         )
         body = render_status_page(view, app.mask.apply).encode("utf-8")
         self._send(HTTPStatus.OK, "text/html; charset=utf-8", body)
 
+    def _reload(self) -> None:
+        app = self.server.app
+        try:
+            ok = app.reload()
+        except Exception as exc:  # a bug below must not leave the client without an answer
+            log.exception("config reload crashed; keeping the running config")
+            error = app.mask.apply(f"{type(exc).__name__}: {exc}")
+            self._text(HTTPStatus.INTERNAL_SERVER_ERROR, f"reload failed, old config kept:\n{error}\n")
+            return
+        if ok:
+            self._text(HTTPStatus.OK, "reloaded\n")
+        else:
+            _, _, error = app.reload_status()
+            error = app.mask.apply(error)
+            self._text(HTTPStatus.INTERNAL_SERVER_ERROR, f"reload failed, old config kept:\n{error}\n")
+
     # --- plumbing ------------------------------------------------------------------------------------
+
+    def _begin(self) -> bool:
+        """Common start of every request: drop any request body, then check credentials."""
+        self._responded = False
+        if not self._discard_body():
+            return False
+        return self._authorized()
+
+    def _discard_body(self) -> bool:
+        """Read and drop a request body, so it is not parsed as the next request on a kept-alive
+        connection. Bodies we cannot skip cheaply close the connection after the answer instead."""
+        if self.headers.get("Transfer-Encoding", "identity").lower() != "identity":
+            self.close_connection = True
+            return True
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return True
+        if not length.isascii() or not length.strip().isdigit():
+            self.close_connection = True
+            self._text(HTTPStatus.BAD_REQUEST, "invalid Content-Length\n")
+            return False
+        remaining = int(length)
+        if remaining > MAX_DISCARDED_BODY:
+            self.close_connection = True
+            return True
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:
+                self.close_connection = True
+                break
+            remaining -= len(chunk)
+        return True
 
     def _authorized(self) -> bool:
         if self.server.auth.allows(self.headers.get("Authorization")):
             return True
-        self.send_response(HTTPStatus.UNAUTHORIZED)
-        self.send_header("WWW-Authenticate", 'Basic realm="erp-exporter"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8", b"Unauthorized\n",
+                   extra_headers={"WWW-Authenticate": 'Basic realm="erp-exporter", charset="UTF-8"'})
         return False
 
-    def _exposition(self, rendered: Rendered) -> None:
-        if "gzip" in (self.headers.get("Accept-Encoding") or ""):
-            self._send(HTTPStatus.OK, CONTENT_TYPE, rendered.gzipped, encoding="gzip")
+    def _not_allowed_or_found(self, path: str) -> None:
+        if path in _GET_PATHS:
+            self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
+                       f"{self.command} is not allowed on {path}; use GET\n".encode(),
+                       extra_headers={"Allow": "GET, HEAD"})
+        elif path in _POST_PATHS:
+            self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
+                       f"{self.command} is not allowed on {path}; use POST\n".encode(),
+                       extra_headers={"Allow": "POST"})
         else:
-            self._send(HTTPStatus.OK, CONTENT_TYPE, rendered.plain)
+            self._text(HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _guarded(self, endpoint: Callable[[], None]) -> None:
+        """Run an endpoint; an unexpected error is logged and answered with 500, not a dropped connection."""
+        try:
+            endpoint()
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            raise
+        except Exception:
+            log.exception("http endpoint failed", extra={"path": urlsplit(self.path).path})
+            if self._responded:
+                self.close_connection = True
+            else:
+                self._text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; see the exporter's log\n")
+
+    def _exposition(self, rendered: Rendered) -> None:
+        if _accepts_gzip(self.headers.get("Accept-Encoding") or ""):
+            self._send(HTTPStatus.OK, CONTENT_TYPE, rendered.gzipped, encoding="gzip", vary=True)
+        else:
+            self._send(HTTPStatus.OK, CONTENT_TYPE, rendered.plain, vary=True)
 
     def _text(self, status: HTTPStatus, text: str) -> None:
         self._send(status, "text/plain; charset=utf-8", text.encode("utf-8"))
 
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes, encoding: str | None = None) -> None:
+    def _send(
+        self,
+        status: HTTPStatus,
+        content_type: str,
+        body: bytes,
+        *,
+        encoding: str | None = None,
+        vary: bool = False,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        self._responded = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if encoding:
             self.send_header("Content-Encoding", encoding)
+        if vary:
+            self.send_header("Vary", "Accept-Encoding")
+        for name, value in (extra_headers or {}).items():
+            self.send_header(name, value)
         for name, value in self.server.web.http_server_config.headers.items():
             self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
-        log.debug("http request", extra={"client": self.client_address[0], "request": format % args})
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        url = urlsplit(self.path)
+        extra: dict[str, object] = {
+            "client": self.client_address[0], "method": self.command, "path": url.path,
+            "code": int(code) if isinstance(code, HTTPStatus) else code,
+        }
+        names = parse_qs(url.query).get("target", [])
+        if url.path == "/probe" and len(names) == 1 and _TARGET_NAME.match(names[0]):
+            extra["target"] = names[0]
+        log.debug("http request", extra=extra)
+
+    def log_message(self, format: str, *args: object) -> None:
+        # Errors about malformed requests quote the request line: drop its query, which may hold a
+        # connection string somebody pasted into a scrape config.
+        message = _QUERY.sub("?<query>", format % args)
+        log.debug("http request problem", extra={"client": self.client_address[0], "problem": message})
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip: an explicit gzip entry decides by its q-value
+    (q=0 forbids it), else a '*' entry does."""
+    qualities: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        coding = coding.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        qualities[coding] = quality
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in qualities:
+            return qualities[coding] > 0
+    return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 
 from exporter import __version__
@@ -23,6 +23,7 @@ class StatusView:
     reload_error: str
     config_file: str
     now_monotonic: float
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # target name -> static labels
 
 
 def _value(state: CheckState | None, metric: str) -> float | None:
@@ -56,11 +57,14 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
             warnings.append("the monitoring login could WRITE: restrict its grants (see README)")
         if read_only is False:
             warnings.append("session is not read-only at the database")
+        labels = ", ".join(f"{key}={value}" for key, value in sorted(view.labels.get(name, {}).items()))
+        dbms = f"{server.dialect.value} {server.dbms_version}" if server else "?"
         rows_targets.append(
             "<tr>"
-            f"<td>{escape(name)}</td>"
+            f"<td>{escape(mask(name))}</td>"
             f"<td class='{_css(up)}'>{'up' if up == 1 else 'down' if up == 0 else 'unknown'}</td>"
-            f"<td>{escape(server.dialect.value if server else '?')} {escape(server.dbms_version if server else '')}</td>"
+            f"<td>{escape(mask(labels))}</td>"
+            f"<td>{escape(mask(dbms))}</td>"
             f"<td><code>{escape(mask(database.spec.describe()))}</code></td>"
             f"<td class='{'bad' if warnings else 'ok'}'>{escape('; '.join(warnings) or 'read-only')}</td>"
             "</tr>"
@@ -68,14 +72,17 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
     rows_checks = []
     for state in sorted(view.states, key=lambda s: (s.key.target, s.key.check)):
         stale = state.is_stale(view.now_monotonic)
-        status = "stale" if stale else "ok" if state.success else "pending" if state.success is None else "failed"
+        if stale:
+            status = "stale"
+        else:
+            status = "ok" if state.success else "pending" if state.success is None else "failed"
         error = ""
         if state.error_reason is not None:
             error = f"{state.error_reason.value}: {state.error_message}"
         rows_checks.append(
             "<tr>"
-            f"<td>{escape(state.key.target or '-')}</td><td>{escape(state.key.check)}</td>"
-            f"<td>{escape(state.meta.kind)}</td><td>{state.meta.interval:g}s</td>"
+            f"<td>{escape(mask(state.key.target or '-'))}</td><td>{escape(mask(state.key.check))}</td>"
+            f"<td>{escape(mask(state.meta.kind))}</td><td>{state.meta.interval:g}s</td>"
             f"<td class='{'ok' if status == 'ok' else 'bad'}'>{status}</td>"
             f"<td>{escape(_age(state, view.now_monotonic))}</td><td>{state.duration:.3f}s</td>"
             f"<td>{state.series}</td><td>{escape(mask(error))}</td>"
@@ -84,11 +91,11 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
     reload_line = "ok" if view.reload_ok else f"FAILED, running the previous config: {view.reload_error}"
     return _PAGE.format(
         version=escape(__version__),
-        config=escape(view.config_file),
+        config=escape(mask(view.config_file)),
         reload=escape(mask(reload_line)),
         reload_class="ok" if view.reload_ok else "bad",
         generated=escape(time.strftime("%Y-%m-%d %H:%M:%S %Z")),
-        targets="\n".join(rows_targets) or "<tr><td colspan=5>no targets configured</td></tr>",
+        targets="\n".join(rows_targets) or "<tr><td colspan=6>no targets configured</td></tr>",
         checks="\n".join(rows_checks) or "<tr><td colspan=9>no checks</td></tr>",
     )
 
@@ -110,7 +117,8 @@ code {{ font-size: 0.85em; }}
 <p><a href="/metrics">/metrics</a> · <a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a>
  · config <code>{config}</code> · last reload: <span class="{reload_class}">{reload}</span> · {generated}</p>
 <h2>Targets</h2>
-<table><tr><th>target</th><th>state</th><th>database</th><th>connection</th><th>write protection</th></tr>
+<table><tr><th>target</th><th>state</th><th>labels</th><th>database</th><th>connection</th>
+<th>write protection</th></tr>
 {targets}
 </table>
 <h2>Checks</h2>
