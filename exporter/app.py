@@ -94,11 +94,23 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
     metas: dict[CheckKey, CheckMeta] = {}
     checks: dict[CheckKey, Check] = {}
 
-    def add(key: CheckKey, check: Check, kind: str, interval: float, timeout: float,
-            series_limit: int | None, labels: dict[str, str]) -> None:
+    def add(
+        key: CheckKey,
+        check: Check,
+        kind: str,
+        interval: float,
+        timeout: float,
+        series_limit: int | None,
+        labels: dict[str, str],
+    ) -> None:
         jobs.append(Job(key=key, check=check, interval=interval, timeout=timeout))
-        metas[key] = CheckMeta(kind=kind, interval=interval, timeout=timeout,
-                               series_limit=series_limit or settings.series_limit, labels=labels)
+        metas[key] = CheckMeta(
+            kind=kind,
+            interval=interval,
+            timeout=timeout,
+            series_limit=series_limit or settings.series_limit,
+            labels=labels,
+        )
         checks[key] = check
 
     for target in config.targets:
@@ -112,22 +124,44 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
         labels = {**target.labels, "target": target.name}
         for check_config in check_settings:
             check = registry.build_target_check(check_config, database)
-            add(CheckKey(target.name, check_config.effective_name), check, check_config.kind_name,
-                effective_interval(check_config, settings), effective_timeout(check_config, settings),
-                check_config.series_limit, labels)
+            add(
+                CheckKey(target.name, check_config.effective_name),
+                check,
+                check_config.kind_name,
+                effective_interval(check_config, settings),
+                effective_timeout(check_config, settings),
+                check_config.series_limit,
+                labels,
+            )
 
     if config.host.enabled:
         host = config.host
         interval = host.interval or settings.interval
-        add(CheckKey("", "host"),
-            HostCheck("host", exclude_fstypes=frozenset(host.exclude_fstypes),
-                      exclude_mountpoints=host.exclude_mountpoints, include_devices=host.include_devices),
-            "host", interval, min(host.timeout or settings.timeout, interval), None, {})
+        add(
+            CheckKey("", "host"),
+            HostCheck(
+                "host",
+                exclude_fstypes=frozenset(host.exclude_fstypes),
+                exclude_mountpoints=host.exclude_mountpoints,
+                include_devices=host.include_devices,
+            ),
+            "host",
+            interval,
+            min(host.timeout or settings.timeout, interval),
+            None,
+            {},
+        )
     for group in config.process_groups:
         interval = group.interval or settings.interval
-        add(CheckKey("", f"process_group:{group.name}"),
+        add(
+            CheckKey("", f"process_group:{group.name}"),
             ProcessGroupCheck(group.name, group.name, group.process_name, group.cmdline),
-            "process_group", interval, min(group.timeout or settings.timeout, interval), None, {})
+            "process_group",
+            interval,
+            min(group.timeout or settings.timeout, interval),
+            None,
+            {},
+        )
 
     workers = WorkerPool(settings.workers, settings.abandoned_workers_limit)
     scheduler = Scheduler(

@@ -1,11 +1,11 @@
 """Command line in the style of the Prometheus Go exporters.
 
-    erp-exporter [--config.file=erp-exporter.yml] [--web.listen-address=:9861] [--web.config.file=web.yml]
-                 [--log.level=info] [--log.format=logfmt|json]
-    erp-exporter check-config   validate the config (exit 0, or 2 with file:line: key: message lines)
-    erp-exporter once           run every check once, print a table (exit 1 if any check failed)
-    erp-exporter schema         print the JSON Schema of the config file
-    erp-exporter --version
+erp-exporter [--config.file=erp-exporter.yml] [--web.listen-address=:9861] [--web.config.file=web.yml]
+             [--log.level=info] [--log.format=logfmt|json]
+erp-exporter check-config   validate the config (exit 0, or 2 with file:line: key: message lines)
+erp-exporter once           run every check once, print a table (exit 1 if any check failed)
+erp-exporter schema         print the JSON Schema of the config file
+erp-exporter --version
 """
 
 from __future__ import annotations
@@ -45,14 +45,32 @@ def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     def default(value: str) -> str | None:
         return argparse.SUPPRESS if suppress else value  # subcommands must not reset the main flags
 
-    parser.add_argument("--config.file", dest="config_file", default=default("erp-exporter.yml"),
-                        help="configuration file (default: erp-exporter.yml)")
-    parser.add_argument("--log.level", dest="log_level", default=default("info"),
-                        choices=["debug", "info", "warn", "error"], help="log level (default: info)")
-    parser.add_argument("--log.format", dest="log_format", default=default("logfmt"),
-                        choices=["logfmt", "json"], help="log format (default: logfmt)")
-    parser.add_argument("--web.config.file", dest="web_config_file", default=default(""),
-                        help="TLS and basic auth settings in the exporter-toolkit format")
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        default=default("erp-exporter.yml"),
+        help="configuration file (default: erp-exporter.yml)",
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default=default("info"),
+        choices=["debug", "info", "warn", "error"],
+        help="log level (default: info)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        default=default("logfmt"),
+        choices=["logfmt", "json"],
+        help="log format (default: logfmt)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        default=default(""),
+        help="TLS and basic auth settings in the exporter-toolkit format",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,10 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="erp-exporter", description="Prometheus exporter that keeps an ERP system healthy."
     )
     _common_flags(parser, suppress=False)
-    parser.add_argument("--web.listen-address", dest="listen_address", default=":9861",
-                        help="address to listen on (default: :9861)")
-    parser.add_argument("--version", action="version",
-                        version=f"erp-exporter {__version__} (python {platform.python_version()})")
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=":9861",
+        help="address to listen on (default: :9861)",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"erp-exporter {__version__} (python {platform.python_version()})",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in (
         ("check-config", "validate the configuration and exit"),
@@ -102,8 +127,10 @@ def check_config(path: Path, web_config_file: str) -> int:
         return EXIT_CONFIG
     config = loaded.config
     checks = sum(len(t.checks) for t in config.targets)
-    print(f"{path}: OK ({len(config.targets)} targets, {checks} configured target checks, "
-          f"{len(config.process_groups)} process groups)")
+    print(
+        f"{path}: OK ({len(config.targets)} targets, {checks} configured target checks, "
+        f"{len(config.process_groups)} process groups)"
+    )
     return EXIT_OK
 
 
@@ -131,8 +158,17 @@ def run_once(path: Path, mask: SecretMask, show_metrics: bool) -> int:
         result = "ok" if state.success else "FAILED" if state.success is False else "no result"
         failed = failed or not state.success
         error = f"{state.error_reason.value}: {state.error_message}" if state.error_reason else ""
-        rows.append((state.key.target or "-", state.key.check, state.meta.kind, result,
-                     f"{state.duration:.3f}s", str(state.series), mask.apply(error)))
+        rows.append(
+            (
+                state.key.target or "-",
+                state.key.check,
+                state.meta.kind,
+                result,
+                f"{state.duration:.3f}s",
+                str(state.series),
+                mask.apply(error),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -141,7 +177,11 @@ def run_once(path: Path, mask: SecretMask, show_metrics: bool) -> int:
         for metric in to_client_metrics(families_for(states, time.monotonic())):
             for sample in metric.samples:
                 labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                print(f"{sample.name}{{{labels}}} {sample.value:g}" if labels else f"{sample.name} {sample.value:g}")
+                print(
+                    f"{sample.name}{{{labels}}} {sample.value:g}"
+                    if labels
+                    else f"{sample.name} {sample.value:g}"
+                )
     return EXIT_CHECK_FAILED if failed else EXIT_OK
 
 
@@ -181,8 +221,15 @@ def serve(args: argparse.Namespace, mask: SecretMask) -> int:
     server.serve_in_thread()
     scheme = "https" if web.tls_server_config else "http"
     shown = f"{host or 'localhost'}:{server.server_address[1]}"
-    log.info("listening", extra={"address": args.listen_address, "metrics": f"{scheme}://{shown}/metrics",
-                                 "status": f"{scheme}://{shown}/", "version": __version__})
+    log.info(
+        "listening",
+        extra={
+            "address": args.listen_address,
+            "metrics": f"{scheme}://{shown}/metrics",
+            "status": f"{scheme}://{shown}/",
+            "version": __version__,
+        },
+    )
     stop.wait()
     log.info("shutting down")
     server.shutdown()

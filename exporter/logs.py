@@ -36,7 +36,9 @@ class SecretMask:
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": datetime.fromtimestamp(record.created, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "level": record.levelname.lower().replace("warning", "warn"),
         "logger": record.name,
         "msg": record.getMessage(),

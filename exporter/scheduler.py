@@ -158,7 +158,10 @@ class Scheduler:
     def _due(self, when: float, job: Job) -> None:
         if job.running:
             self._store.record_skipped_run(job.key)
-            log.debug("run skipped: previous still running", extra={"target": job.key.target, "check": job.key.check})
+            log.debug(
+                "run skipped: previous still running",
+                extra={"target": job.key.target, "check": job.key.check},
+            )
         else:
             self._launch(job)
         spread = self._settings.jitter * job.interval

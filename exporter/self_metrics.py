@@ -27,7 +27,8 @@ CHECK_SKIPPED_RUNS = counter(
     "erp_check_skipped_runs_total", "Runs not started because the previous run was still running."
 )
 CHECK_SKIPPED_VALUES = counter(
-    "erp_check_skipped_values_total", "Values not published because the source gave NULL or a non-number.",
+    "erp_check_skipped_values_total",
+    "Values not published because the source gave NULL or a non-number.",
     "reason",
 )
 CHECK_SERIES_DROPPED = counter(
@@ -41,8 +42,9 @@ CHECK_STALE = gauge(
 CHECK_INTERVAL = gauge("erp_check_interval_seconds", "The configured interval of the check.")
 CHECK_TIMEOUT = gauge("erp_check_timeout_seconds", "The configured timeout of the check.")
 
-BUILD_INFO = gauge("erp_exporter_build_info", "Version of the exporter; the value is always 1.",
-                   "version", "python_version")
+BUILD_INFO = gauge(
+    "erp_exporter_build_info", "Version of the exporter; the value is always 1.", "version", "python_version"
+)
 RELOAD_SUCCESS = gauge(
     "erp_exporter_config_last_reload_successful", "Whether the last configuration (re)load succeeded."
 )
@@ -63,13 +65,31 @@ RENDERS = counter("erp_exporter_renders_total", "Times the exposition was render
 START_TIME = gauge("erp_exporter_start_time_seconds", "When the exporter process started.")
 
 CHECK_METRICS: tuple[MetricSpec, ...] = (
-    CHECK_SUCCESS, CHECK_DURATION, CHECK_LAST_RUN, CHECK_LAST_SUCCESS, CHECK_RUNS, CHECK_ERRORS,
-    CHECK_SKIPPED_RUNS, CHECK_SKIPPED_VALUES, CHECK_SERIES_DROPPED, CHECK_SERIES, CHECK_STALE,
-    CHECK_INTERVAL, CHECK_TIMEOUT,
+    CHECK_SUCCESS,
+    CHECK_DURATION,
+    CHECK_LAST_RUN,
+    CHECK_LAST_SUCCESS,
+    CHECK_RUNS,
+    CHECK_ERRORS,
+    CHECK_SKIPPED_RUNS,
+    CHECK_SKIPPED_VALUES,
+    CHECK_SERIES_DROPPED,
+    CHECK_SERIES,
+    CHECK_STALE,
+    CHECK_INTERVAL,
+    CHECK_TIMEOUT,
 )
 EXPORTER_METRICS: tuple[MetricSpec, ...] = (
-    BUILD_INFO, RELOAD_SUCCESS, RELOAD_SUCCESS_TIME, WORKERS, WORKERS_BUSY, ABANDONED, ABANDONED_LIMIT,
-    ABANDONED_TOTAL, RENDERS, START_TIME,
+    BUILD_INFO,
+    RELOAD_SUCCESS,
+    RELOAD_SUCCESS_TIME,
+    WORKERS,
+    WORKERS_BUSY,
+    ABANDONED,
+    ABANDONED_LIMIT,
+    ABANDONED_TOTAL,
+    RENDERS,
+    START_TIME,
 )
 
 
@@ -77,8 +97,12 @@ def check_families(states: Iterable[CheckState], now_monotonic: float) -> list[M
     """What the scheduler recorded about every check, as metric families."""
     families = {spec.name: spec.family() for spec in CHECK_METRICS}
     for state in states:
-        labels = {**state.meta.labels, "target": state.key.target, "check": state.key.check,
-                  "kind": state.meta.kind}
+        labels = {
+            **state.meta.labels,
+            "target": state.key.target,
+            "check": state.key.check,
+            "kind": state.meta.kind,
+        }
         families[CHECK_INTERVAL.name].add_labels(labels, state.meta.interval)
         families[CHECK_TIMEOUT.name].add_labels(labels, state.meta.timeout)
         families[CHECK_STALE.name].add_labels(labels, 1.0 if state.is_stale(now_monotonic) else 0.0)
@@ -86,7 +110,9 @@ def check_families(states: Iterable[CheckState], now_monotonic: float) -> list[M
         families[CHECK_SKIPPED_RUNS.name].add_labels(labels, state.skipped_runs_total)
         families[CHECK_SERIES_DROPPED.name].add_labels(labels, state.series_dropped_total)
         for reason in ErrorReason:
-            families[CHECK_ERRORS.name].add_labels({**labels, "reason": reason.value}, state.errors_total[reason])
+            families[CHECK_ERRORS.name].add_labels(
+                {**labels, "reason": reason.value}, state.errors_total[reason]
+            )
         for skip in SKIP_REASONS:
             families[CHECK_SKIPPED_VALUES.name].add_labels(
                 {**labels, "reason": skip}, state.skipped_values_total[skip]
@@ -121,5 +147,3 @@ def exporter_families(
     if reload_time is not None:
         families.append(RELOAD_SUCCESS_TIME.family().add(reload_time))
     return families
-
-

@@ -79,7 +79,9 @@ class CheckState:
 class ResultStore:
     """Thread-safe map CheckKey -> CheckState with a change counter."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
+    def __init__(
+        self, monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._states: dict[CheckKey, CheckState] = {}

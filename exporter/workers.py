@@ -65,8 +65,12 @@ class WorkerPool:
     def stats(self) -> WorkerStats:
         with self._lock:
             return WorkerStats(
-                size=self._size, live=self._live, busy=self._busy, abandoned=len(self._abandoned),
-                abandoned_limit=self._abandoned_limit, abandoned_total=self._abandoned_total,
+                size=self._size,
+                live=self._live,
+                busy=self._busy,
+                abandoned=len(self._abandoned),
+                abandoned_limit=self._abandoned_limit,
+                abandoned_total=self._abandoned_total,
             )
 
     def stop(self, timeout: float = 5.0) -> None:

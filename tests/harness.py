@@ -35,8 +35,11 @@ class RunningApp:
 
     def wait_for_run(self, target: str, check: str, after_runs: int, timeout: float) -> CheckState:
         """Wait until the check has ended more than `after_runs` runs."""
-        return wait_until(lambda: _if(self.state(target, check), lambda s: s.runs_total > after_runs), timeout,
-                          f"{target}/{check} did not run again within {timeout}s")
+        return wait_until(
+            lambda: _if(self.state(target, check), lambda s: s.runs_total > after_runs),
+            timeout,
+            f"{target}/{check} did not run again within {timeout}s",
+        )
 
 
 def _if(state: CheckState, predicate: Callable[[CheckState], bool]) -> CheckState | None:

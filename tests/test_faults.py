@@ -18,9 +18,15 @@ TIMEOUT = 1.0
 REPORT_WITHIN = INTERVAL + TIMEOUT + 2.0  # the promise is interval + timeout; 2 s of scheduling slack
 
 
-def pg_target(port: int, password: str = "exporterpw", probe: str | None = None,
-              fresh: bool = True, connect_timeout: str = "2s", name: str = "pg") -> str:
-    probe_line = f"\n        probe_query: \"{probe}\"" if probe else ""
+def pg_target(
+    port: int,
+    password: str = "exporterpw",
+    probe: str | None = None,
+    fresh: bool = True,
+    connect_timeout: str = "2s",
+    name: str = "pg",
+) -> str:
+    probe_line = f'\n        probe_query: "{probe}"' if probe else ""
     return f"""
   - name: {name}
     driver: PostgreSQL Unicode
@@ -37,9 +43,10 @@ def pg_target(port: int, password: str = "exporterpw", probe: str | None = None,
 """
 
 
-def maria_target(port: int, password: str = "exporterpw", probe: str | None = None,
-                 fresh: bool = True, name: str = "maria") -> str:
-    probe_line = f"\n        probe_query: \"{probe}\"" if probe else ""
+def maria_target(
+    port: int, password: str = "exporterpw", probe: str | None = None, fresh: bool = True, name: str = "maria"
+) -> str:
+    probe_line = f'\n        probe_query: "{probe}"' if probe else ""
     return f"""
   - name: {name}
     driver: MariaDB Unicode
@@ -60,7 +67,7 @@ def config(*targets: str) -> str:
     return f"""
 global: {{interval: 1s, timeout: 1s, cancel_grace: 1s, jitter: 0}}
 host: {{interval: 1s}}
-targets:{''.join(targets)}
+targets:{"".join(targets)}
 """
 
 
@@ -75,8 +82,11 @@ def wait_for_failure(running: RunningApp, target: str, reason: ErrorReason, with
 
 
 def wait_for_success(running: RunningApp, target: str, within: float) -> None:
-    wait_until(lambda: running.state(target, "db_response").success is True, within,
-               f"{target} did not succeed within {within}s: {running.state(target, 'db_response').error_message}")
+    wait_until(
+        lambda: running.state(target, "db_response").success is True,
+        within,
+        f"{target} did not succeed within {within}s: {running.state(target, 'db_response').error_message}",
+    )
 
 
 def assert_host_check_keeps_running(running: RunningApp) -> None:
@@ -99,7 +109,9 @@ def test_closed_port_is_reported_as_connect_failure_and_up_zero(tmp_path: Path, 
         assert_host_check_keeps_running(running)
 
 
-def test_server_that_accepts_and_never_answers_is_a_timeout(tmp_path: Path, blackhole: BlackholeServer) -> None:
+def test_server_that_accepts_and_never_answers_is_a_timeout(
+    tmp_path: Path, blackhole: BlackholeServer
+) -> None:
     with running_app(tmp_path, config(pg_target(blackhole.port))) as running:
         wait_for_failure(running, "pg", ErrorReason.TIMEOUT, REPORT_WITHIN + 2)
         assert running.value("erp_up", target="pg") == 0
@@ -117,18 +129,25 @@ def test_mariadb_blackhole_is_a_timeout_despite_the_driver_ignoring_login_timeou
 def test_down_target_is_retried_with_backoff_not_hammered(tmp_path: Path, blackhole: BlackholeServer) -> None:
     text = config(pg_target(blackhole.port, connect_timeout="1s"))
     # Three more checks on the same target, all due every second: without backoff, each would connect.
-    text = text.replace("        fresh_connection: true", "        fresh_connection: true\n"
-                        "      - {kind: db_response, name: probe2, interval: 1s, timeout: 1s}\n"
-                        "      - {kind: db_response, name: probe3, interval: 1s, timeout: 1s}\n"
-                        "      - {kind: privileges, interval: 1s, timeout: 1s}")
+    text = text.replace(
+        "        fresh_connection: true",
+        "        fresh_connection: true\n"
+        "      - {kind: db_response, name: probe2, interval: 1s, timeout: 1s}\n"
+        "      - {kind: db_response, name: probe3, interval: 1s, timeout: 1s}\n"
+        "      - {kind: privileges, interval: 1s, timeout: 1s}",
+    )
     with running_app(tmp_path, text) as running:
         time.sleep(6)
-        runs = sum(running.state("pg", c).runs_total for c in ("db_response", "probe2", "probe3", "privileges"))
+        runs = sum(
+            running.state("pg", c).runs_total for c in ("db_response", "probe2", "probe3", "privileges")
+        )
     assert runs >= 12
     assert blackhole.connections_accepted < runs / 2, (blackhole.connections_accepted, runs)
 
 
-def test_wrong_password_is_reported_as_auth(tmp_path: Path, postgres: PostgresServer, mariadb: MariaDBServer) -> None:
+def test_wrong_password_is_reported_as_auth(
+    tmp_path: Path, postgres: PostgresServer, mariadb: MariaDBServer
+) -> None:
     text = config(pg_target(postgres.port, password="wrong"), maria_target(mariadb.port, password="wrong"))
     with running_app(tmp_path, text) as running:
         wait_for_failure(running, "pg", ErrorReason.AUTH, REPORT_WITHIN)
@@ -173,8 +192,11 @@ def test_frozen_server_costs_one_abandoned_worker_and_recovers(
         wait_for_success(running, "pg", REPORT_WITHIN)
         server.freeze()
         wait_for_failure(running, "pg", ErrorReason.TIMEOUT, REPORT_WITHIN)
-        wait_until(lambda: running.value("erp_exporter_abandoned_workers") == 1, REPORT_WITHIN,
-                   "the hung worker was not abandoned")
+        wait_until(
+            lambda: running.value("erp_exporter_abandoned_workers") == 1,
+            REPORT_WITHIN,
+            "the hung worker was not abandoned",
+        )
         runs = running.state("pg", "db_response").runs_total
         running.wait_for_run("pg", "db_response", runs + 2, timeout=4 * REPORT_WITHIN)
         assert running.state("pg", "db_response").error_reason is ErrorReason.TIMEOUT
@@ -183,8 +205,11 @@ def test_frozen_server_costs_one_abandoned_worker_and_recovers(
         assert_host_check_keeps_running(running)
         server.thaw()
         wait_for_success(running, "pg", REPORT_WITHIN + 2)
-        wait_until(lambda: running.value("erp_exporter_abandoned_workers") == 0, REPORT_WITHIN,
-                   "the abandoned worker did not come back after thaw")
+        wait_until(
+            lambda: running.value("erp_exporter_abandoned_workers") == 0,
+            REPORT_WITHIN,
+            "the abandoned worker did not come back after thaw",
+        )
 
 
 def test_frozen_mariadb_is_a_timeout_and_recovers(tmp_path: Path, mariadb_disruptable: MariaDBServer) -> None:
@@ -210,7 +235,11 @@ def test_frozen_mariadb_is_a_timeout_and_recovers(tmp_path: Path, mariadb_disrup
     ids=["postgresql", "mariadb"],
 )
 def test_query_slower_than_its_timeout_is_cancelled_and_reported_as_timeout(
-    tmp_path: Path, request: pytest.FixtureRequest, fixture: str, target_factory, slow_query: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    fixture: str,
+    target_factory,
+    slow_query: str,  # type: ignore[no-untyped-def]
 ) -> None:
     server = request.getfixturevalue(fixture)
     name = "pg" if fixture == "postgres" else "maria"
@@ -257,7 +286,14 @@ def test_fault_cycles_leak_no_threads_descriptors_or_connections(
             wait_for_failure(running, "pg", ErrorReason.CONNECT, REPORT_WITHIN)
             server.start()
         wait_for_success(running, "pg", REPORT_WITHIN + 1)
-    wait_until(lambda: exporter_backends(server) == 0, 5, "connections stayed open after the exporter stopped")
-    wait_until(lambda: thread_count() <= threads_before + 1, 5,
-               f"threads leaked: {thread_count()} > {threads_before}")
-    wait_until(lambda: open_fd_count() <= fds_before + 2, 5, f"descriptors leaked: {open_fd_count()} > {fds_before}")
+    wait_until(
+        lambda: exporter_backends(server) == 0, 5, "connections stayed open after the exporter stopped"
+    )
+    wait_until(
+        lambda: thread_count() <= threads_before + 1,
+        5,
+        f"threads leaked: {thread_count()} > {threads_before}",
+    )
+    wait_until(
+        lambda: open_fd_count() <= fds_before + 2, 5, f"descriptors leaked: {open_fd_count()} > {fds_before}"
+    )

@@ -17,18 +17,33 @@ from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
 
 
-def database(driver: str, attributes: dict[str, str], user: str | None = "exporter",
-             password: str | None = "exporterpw") -> TargetDatabase:
-    spec = ConnectionSpec(driver=driver, dsn=None, attributes=attributes, username=user, password=password,
-                          connect_timeout=5, read_timeout=30)
+def database(
+    driver: str,
+    attributes: dict[str, str],
+    user: str | None = "exporter",
+    password: str | None = "exporterpw",
+) -> TargetDatabase:
+    spec = ConnectionSpec(
+        driver=driver,
+        dsn=None,
+        attributes=attributes,
+        username=user,
+        password=password,
+        connect_timeout=5,
+        read_timeout=30,
+    )
     return TargetDatabase("t", spec, max_connections=2, backoff=Backoff(0.1, 0.5))
 
 
 @pytest.fixture
 def pg_db(postgres: PostgresServer) -> Iterator[TargetDatabase]:
-    postgres.psql("DROP TABLE IF EXISTS ro_probe; CREATE TABLE ro_probe (id int); "
-                  "GRANT SELECT, INSERT, UPDATE, DELETE ON ro_probe TO exporter;")
-    db = database("PostgreSQL Unicode", {"server": postgres.host, "port": str(postgres.port), "database": "appdb"})
+    postgres.psql(
+        "DROP TABLE IF EXISTS ro_probe; CREATE TABLE ro_probe (id int); "
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ro_probe TO exporter;"
+    )
+    db = database(
+        "PostgreSQL Unicode", {"server": postgres.host, "port": str(postgres.port), "database": "appdb"}
+    )
     yield db
     db.close()
     postgres.psql("DROP TABLE IF EXISTS ro_probe")
@@ -63,7 +78,9 @@ def write_bypassing_the_guard(db: TargetDatabase, sql: str) -> CheckError:
 
 
 @pytest.mark.parametrize("fixture", ["pg_db", "maria_db", "sqlite_db"])
-def test_guard_refuses_a_write_before_it_reaches_the_database(request: pytest.FixtureRequest, fixture: str) -> None:
+def test_guard_refuses_a_write_before_it_reaches_the_database(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
     db: TargetDatabase = request.getfixturevalue(fixture)
     statements_before = db.statements_total
     with db.session(RunContext(timeout=5)) as session:
@@ -77,19 +94,27 @@ def test_guard_refuses_a_write_before_it_reaches_the_database(request: pytest.Fi
 # --- layer 2: read-only sessions ---------------------------------------------------------------------------
 
 
-def test_postgresql_session_refuses_writes_even_without_the_guard(pg_db: TargetDatabase, postgres: PostgresServer) -> None:
+def test_postgresql_session_refuses_writes_even_without_the_guard(
+    pg_db: TargetDatabase, postgres: PostgresServer
+) -> None:
     error = write_bypassing_the_guard(pg_db, "INSERT INTO ro_probe VALUES (1)")
     assert "read-only transaction" in error.message
     assert postgres.psql("SELECT count(*) FROM ro_probe").strip() == "0"
 
 
-def test_postgresql_data_modifying_cte_is_refused_by_the_session(pg_db: TargetDatabase, postgres: PostgresServer) -> None:
-    error = write_bypassing_the_guard(pg_db, "WITH x AS (INSERT INTO ro_probe VALUES (2) RETURNING id) SELECT * FROM x")
+def test_postgresql_data_modifying_cte_is_refused_by_the_session(
+    pg_db: TargetDatabase, postgres: PostgresServer
+) -> None:
+    error = write_bypassing_the_guard(
+        pg_db, "WITH x AS (INSERT INTO ro_probe VALUES (2) RETURNING id) SELECT * FROM x"
+    )
     assert "read-only transaction" in error.message
     assert postgres.psql("SELECT count(*) FROM ro_probe").strip() == "0"
 
 
-def test_mariadb_session_refuses_writes_even_without_the_guard(maria_db: TargetDatabase, mariadb: MariaDBServer) -> None:
+def test_mariadb_session_refuses_writes_even_without_the_guard(
+    maria_db: TargetDatabase, mariadb: MariaDBServer
+) -> None:
     error = write_bypassing_the_guard(maria_db, "INSERT INTO ro_probe VALUES (1)")
     assert "READ ONLY transaction" in error.message
     assert mariadb.sql("SELECT count(*) FROM appdb.ro_probe").strip() == "0"
@@ -100,14 +125,18 @@ def test_mariadb_session_refuses_temporary_tables(maria_db: TargetDatabase) -> N
     assert "READ ONLY" in error.message
 
 
-def test_sqlite_session_refuses_writes_even_without_the_guard(sqlite_db: TargetDatabase, tmp_path: Path) -> None:
+def test_sqlite_session_refuses_writes_even_without_the_guard(
+    sqlite_db: TargetDatabase, tmp_path: Path
+) -> None:
     error = write_bypassing_the_guard(sqlite_db, "INSERT INTO ro_probe VALUES (1)")
     assert "readonly" in error.message
     with sqlite3.connect(tmp_path / "erp.db") as connection:
         assert connection.execute("SELECT count(*) FROM ro_probe").fetchone() == (0,)
 
 
-def test_sqlite_session_refuses_writes_to_attached_databases(sqlite_db: TargetDatabase, tmp_path: Path) -> None:
+def test_sqlite_session_refuses_writes_to_attached_databases(
+    sqlite_db: TargetDatabase, tmp_path: Path
+) -> None:
     other = tmp_path / "other.db"
     error = write_bypassing_the_guard(sqlite_db, f"ATTACH DATABASE '{other}' AS other")
     assert error.reason is ErrorReason.QUERY
@@ -151,8 +180,12 @@ def test_postgresql_minimal_monitoring_login_is_reported_safe(postgres: Postgres
         "GRANT pg_monitor TO erp_monitor; DROP TABLE IF EXISTS ro_items; CREATE TABLE ro_items (id int); "
         "GRANT SELECT ON ro_items TO erp_monitor;"
     )
-    db = database("PostgreSQL Unicode", {"server": postgres.host, "port": str(postgres.port), "database": "appdb"},
-                  user="erp_monitor", password="monitorpw")
+    db = database(
+        "PostgreSQL Unicode",
+        {"server": postgres.host, "port": str(postgres.port), "database": "appdb"},
+        user="erp_monitor",
+        password="monitorpw",
+    )
     try:
         assert privileges(db) == {
             "erp_database_login_can_write": 0,
@@ -165,8 +198,12 @@ def test_postgresql_minimal_monitoring_login_is_reported_safe(postgres: Postgres
 
 
 def test_postgresql_superuser_login_is_reported(postgres: PostgresServer) -> None:
-    db = database("PostgreSQL Unicode", {"server": postgres.host, "port": str(postgres.port), "database": "appdb"},
-                  user=postgres.superuser, password=postgres.superuser_password)
+    db = database(
+        "PostgreSQL Unicode",
+        {"server": postgres.host, "port": str(postgres.port), "database": "appdb"},
+        user=postgres.superuser,
+        password=postgres.superuser_password,
+    )
     try:
         result = privileges(db)
     finally:
@@ -183,11 +220,17 @@ def test_mariadb_login_with_all_privileges_is_reported(maria_db: TargetDatabase)
 
 def test_mariadb_select_only_login_is_reported_safe(mariadb: MariaDBServer) -> None:
     mariadb.sql(
-        "DROP USER IF EXISTS 'erp_monitor'@'127.0.0.1'; CREATE USER 'erp_monitor'@'127.0.0.1' IDENTIFIED BY 'monitorpw'; "
-        "GRANT SELECT ON appdb.* TO 'erp_monitor'@'127.0.0.1'; GRANT PROCESS ON *.* TO 'erp_monitor'@'127.0.0.1';"
+        "DROP USER IF EXISTS 'erp_monitor'@'127.0.0.1'; "
+        "CREATE USER 'erp_monitor'@'127.0.0.1' IDENTIFIED BY 'monitorpw'; "
+        "GRANT SELECT ON appdb.* TO 'erp_monitor'@'127.0.0.1'; "
+        "GRANT PROCESS ON *.* TO 'erp_monitor'@'127.0.0.1';"
     )
-    db = database("MariaDB Unicode", {"server": mariadb.host, "port": str(mariadb.port), "database": "appdb"},
-                  user="erp_monitor", password="monitorpw")
+    db = database(
+        "MariaDB Unicode",
+        {"server": mariadb.host, "port": str(mariadb.port), "database": "appdb"},
+        user="erp_monitor",
+        password="monitorpw",
+    )
     try:
         assert privileges(db) == {
             "erp_database_login_can_write": 0,

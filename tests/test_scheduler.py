@@ -49,13 +49,23 @@ KEY = CheckKey("t", "scripted")
 
 
 @contextmanager
-def scheduled(check: ScriptedCheck, interval: float = 0.2, timeout: float = 0.2, series_limit: int = 100,
-              grace: float = 0.2, workers: int = 2) -> Iterator[tuple[ResultStore, Scheduler, WorkerPool]]:
+def scheduled(
+    check: ScriptedCheck,
+    interval: float = 0.2,
+    timeout: float = 0.2,
+    series_limit: int = 100,
+    grace: float = 0.2,
+    workers: int = 2,
+) -> Iterator[tuple[ResultStore, Scheduler, WorkerPool]]:
     store = ResultStore()
     store.configure({KEY: CheckMeta("scripted", interval, timeout, series_limit, {"target": "t"})})
     pool = WorkerPool(workers, abandoned_limit=2)
-    scheduler = Scheduler([Job(KEY, check, interval, timeout)], store, pool,
-                          SchedulerSettings(jitter=0.1, cancel_grace=grace, first_run_spread=0.0))
+    scheduler = Scheduler(
+        [Job(KEY, check, interval, timeout)],
+        store,
+        pool,
+        SchedulerSettings(jitter=0.1, cancel_grace=grace, first_run_spread=0.0),
+    )
     scheduler.start()
     try:
         yield store, scheduler, pool

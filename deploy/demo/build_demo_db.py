@@ -38,25 +38,43 @@ def build(path: Path, seed: int = 42) -> None:
         db.executemany("INSERT INTO res_user VALUES (?, ?, 1)", [(i, f"user{i}") for i in range(1, 21)])
         db.executemany(
             "INSERT INTO user_session VALUES (?, ?, ?, ?)",
-            [(i, i, str(now - timedelta(hours=2)), str(now - timedelta(minutes=rng.randint(0, 30))))
-             for i in range(1, 8)],
+            [
+                (i, i, str(now - timedelta(hours=2)), str(now - timedelta(minutes=rng.randint(0, 30))))
+                for i in range(1, 8)
+            ],
         )
         db.executemany(
             "INSERT INTO party VALUES (?, ?, ?, ?)",
-            [(i, f"Customer {i}", f"c{i}@example.com" if i % 4 else None, f"TAX{i}" if i % 5 else None)
-             for i in range(1, 51)],
+            [
+                (i, f"Customer {i}", f"c{i}@example.com" if i % 4 else None, f"TAX{i}" if i % 5 else None)
+                for i in range(1, 51)
+            ],
         )
         db.executemany(
             "INSERT INTO sale_order VALUES (?, ?, ?, ?, ?)",
-            [(i, rng.randint(1, 50), rng.choice(["draft", "confirmed", "done"]),
-              str((now - timedelta(days=rng.randint(0, 60))).date()), rng.randint(100, 10000))
-             for i in range(1, 301)],
+            [
+                (
+                    i,
+                    rng.randint(1, 50),
+                    rng.choice(["draft", "confirmed", "done"]),
+                    str((now - timedelta(days=rng.randint(0, 60))).date()),
+                    rng.randint(100, 10000),
+                )
+                for i in range(1, 301)
+            ],
         )
         db.executemany(
             "INSERT INTO job_log VALUES (?, ?, ?, ?, ?)",
-            [(i, rng.choice(["invoice_run", "stock_valuation", "backup"]),
-              str(now - timedelta(minutes=10 * i)), str(now - timedelta(minutes=10 * i - 1)), 1)
-             for i in range(1, 40)],
+            [
+                (
+                    i,
+                    rng.choice(["invoice_run", "stock_valuation", "backup"]),
+                    str(now - timedelta(minutes=10 * i)),
+                    str(now - timedelta(minutes=10 * i - 1)),
+                    1,
+                )
+                for i in range(1, 40)
+            ],
         )
     print(f"demo database ready: {path}")
 

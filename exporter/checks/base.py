@@ -9,13 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from exporter.metrics import MetricFamily, MetricSpec
 
 
-class ErrorReason(str, Enum):
+class ErrorReason(StrEnum):
     """The small, fixed set of reasons a check can fail for (a label value, so it must stay small)."""
 
     TIMEOUT = "timeout"

@@ -15,7 +15,9 @@ from exporter.db.target import TargetDatabase
 def _db_response(settings: CheckSettings, database: TargetDatabase) -> Check:
     assert isinstance(settings, DbResponseCheckConfig)
     return DbResponseCheck(
-        settings.effective_name, database, probe_query=settings.probe_query,
+        settings.effective_name,
+        database,
+        probe_query=settings.probe_query,
         fresh_connection=settings.fresh_connection,
     )
 

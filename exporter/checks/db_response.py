@@ -43,12 +43,25 @@ BACKOFF = gauge(
 class DbResponseCheck(BaseCheck):
     kind: ClassVar[str] = "db_response"
     metrics: ClassVar[tuple[MetricSpec, ...]] = (
-        UP, CONNECT_DURATION, PROBE_DURATION, INFO, SESSION_READ_ONLY, POOL_OPEN, POOL_MAX, POOL_HUNG,
-        STATEMENTS, CONNECT_FAILURES, BACKOFF,
+        UP,
+        CONNECT_DURATION,
+        PROBE_DURATION,
+        INFO,
+        SESSION_READ_ONLY,
+        POOL_OPEN,
+        POOL_MAX,
+        POOL_HUNG,
+        STATEMENTS,
+        CONNECT_FAILURES,
+        BACKOFF,
     )
 
     def __init__(
-        self, name: str, database: TargetDatabase, probe_query: str | None = None, fresh_connection: bool = True
+        self,
+        name: str,
+        database: TargetDatabase,
+        probe_query: str | None = None,
+        fresh_connection: bool = True,
     ) -> None:
         super().__init__(name)
         self._database = database
@@ -66,7 +79,9 @@ class DbResponseCheck(BaseCheck):
                 UP.family().add(1.0),
                 PROBE_DURATION.family().add(probe_seconds),
                 INFO.family().add(
-                    1.0, dialect=connection.dialect.value, dbms=connection.dbms_name,
+                    1.0,
+                    dialect=connection.dialect.value,
+                    dbms=connection.dbms_name,
                     version=connection.dbms_version,
                 ),
                 SESSION_READ_ONLY.family().add(1.0 if connection.read_only else 0.0),

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from exporter.config.model import ExporterConfig
+from exporter.config.model import LABEL_NAME_PATTERN, NAME_PATTERN, ExporterConfig, TargetCheckConfig
 from exporter.config.semantics import semantic_issues
 from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, load_yaml
 
 
 class ConfigError(SourceError):
-    """The config file is invalid; `issues` name file, line and key of each problem."""
+    """The config file is invalid; `issues` name file, line and key of each problem, sorted by line."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class LoadedConfig:
 
     config: ExporterConfig
     source: str
-    passwords: dict[str, str] = field(default_factory=dict)  # target name -> password
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)  # target name -> password
 
     def secrets(self) -> list[str]:
         """Every secret value, so the log masker can hide them wherever they appear."""
@@ -33,37 +34,51 @@ class LoadedConfig:
 
 
 def load_config(path: Path) -> LoadedConfig:
-    """Read, validate and resolve a config file; raise ConfigError with every problem found."""
+    """Read, validate and resolve a config file; raise ConfigError with every problem found.
+
+    A relative `password_file` is read from the config file's directory (as Prometheus does).
+    """
     try:
-        document = load_yaml(path)
+        document = load_yaml(path, strict=False)
     except SourceError as exc:
         raise ConfigError(exc.issues) from None
-    return validate_document(document)
+    return validate_document(document, path.parent)
 
 
-def validate_document(document: YamlDocument) -> LoadedConfig:
-    """Validate parsed YAML against the model and the cross-object rules."""
+def validate_document(document: YamlDocument, base_dir: Path | None = None) -> LoadedConfig:
+    """Validate parsed YAML against the model and the cross-object rules.
+
+    Every problem is reported, sorted by line: those found while reading the YAML (`document.issues`),
+    then the model's, then, when the model is valid, the rules that span several keys. Known secret values
+    never appear in a message.
+    """
+    base = base_dir if base_dir is not None else Path()
+    issues = list(document.issues)
     data = document.data if document.data is not None else {}
     if not isinstance(data, dict):
-        raise ConfigError([document.issue((), "the top level must be a mapping of keys")])
+        issues.append(document.issue((), "the top level must be a mapping of keys (global, targets, ...)"))
+        raise ConfigError(_finish(issues, []))
+    secrets = _raw_secrets(data, base)
     try:
         config = ExporterConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_issues_from_validation(exc, document)) from None
-    issues = [document.issue(path, message) for path, message in semantic_issues(config)]
+        issues.extend(_unless_reported(_issues_from_validation(exc, document), document.issues))
+        raise ConfigError(_finish(issues, secrets)) from None
+    issues.extend(document.issue(path, message) for path, message in semantic_issues(config))
     passwords: dict[str, str] = {}
     for index, target in enumerate(config.targets):
         if target.password is not None:
             passwords[target.name] = target.password.get_secret_value()
         elif target.password_file is not None:
+            secret_path = base / target.password_file
             try:
-                passwords[target.name] = _read_secret_file(Path(target.password_file))
+                passwords[target.name] = _read_secret_file(secret_path)
             except OSError as exc:
-                issues.append(
-                    document.issue(("targets", index, "password_file"), f"cannot read: {exc.strerror}")
-                )
+                message = f"cannot read {secret_path}: {exc.strerror or exc}"
+                issues.append(document.issue(("targets", index, "password_file"), message))
+    issues.extend(_secrets_in_labels(config, document, [*secrets, *passwords.values()]))
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(_finish(issues, [*secrets, *passwords.values()]))
     return LoadedConfig(config=config, source=document.file, passwords=passwords)
 
 
@@ -72,8 +87,64 @@ def _read_secret_file(path: Path) -> str:
     return path.read_text(encoding="utf-8").rstrip("\r\n")
 
 
+def _raw_secrets(data: dict[str, Any], base: Path) -> list[str]:
+    """The passwords the file holds or points to, read before validation so no message can show them."""
+    found: list[str] = []
+    targets = data.get("targets")
+    for target in targets if isinstance(targets, list) else []:
+        if not isinstance(target, dict):
+            continue
+        if isinstance(target.get("password"), str):
+            found.append(target["password"])
+        if isinstance(target.get("password_file"), str):
+            with contextlib.suppress(OSError, ValueError):
+                found.append(_read_secret_file(base / target["password_file"]))
+    return [secret for secret in found if secret]
+
+
+def _secrets_in_labels(config: ExporterConfig, document: YamlDocument, secrets: list[str]) -> list[SourceIssue]:
+    """Labels are shown on every series: a password (e.g. a ${VAR} put in the wrong place) must not be."""
+    issues: list[SourceIssue] = []
+    for index, target in enumerate(config.targets):
+        for name, value in target.labels.items():
+            if any(secret in value for secret in secrets if secret):
+                issues.append(document.issue(("targets", index, "labels", name), "must not contain a password"))
+    return issues
+
+
+def _unless_reported(issues: list[SourceIssue], reported: list[SourceIssue]) -> list[SourceIssue]:
+    """Drop validation issues at or under a key whose YAML already had a problem (e.g. an unset variable)."""
+    paths = {issue.path for issue in reported}
+    return [
+        issue for issue in issues
+        if not any(issue.path == p or issue.path.startswith((f"{p}.", f"{p}[")) for p in paths if p)
+    ]
+
+
+def _finish(issues: list[SourceIssue], secrets: list[str]) -> list[SourceIssue]:
+    """Sort by line (then key path) and hide every secret value, longest first."""
+    ordered = sorted(set(secrets), key=len, reverse=True)
+
+    def masked(issue: SourceIssue) -> SourceIssue:
+        message = issue.message
+        for secret in ordered:
+            message = message.replace(secret, "<secret>")
+        return replace(issue, message=message)
+
+    return sorted((masked(issue) for issue in issues), key=lambda issue: (issue.line or 0, issue.path))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Translating pydantic's errors into messages that speak the config file's language
+
+# What a pattern means, in the words of the message (a raw regular expression helps nobody).
+_PATTERN_NAMES = {
+    NAME_PATTERN: "a name of letters, digits, '_', '.' and '-' that starts with a letter or digit",
+    LABEL_NAME_PATTERN: "a label name of letters, digits and '_' that does not start with a digit",
+}
+_CHECK_KINDS: tuple[str, ...] = tuple(
+    str(get_args(model.model_fields["kind"].annotation)[0]) for model in get_args(get_args(TargetCheckConfig)[0])
+)
 
 
 def _issues_from_validation(exc: ValidationError, document: YamlDocument) -> list[SourceIssue]:
@@ -81,19 +152,23 @@ def _issues_from_validation(exc: ValidationError, document: YamlDocument) -> lis
     seen: set[tuple[PathKey, str]] = set()
     for error in exc.errors(include_url=False):
         path = _data_path(error["loc"], document.data)
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path = (*path, "kind")  # the key to fix, and its line
         message = _message(error, path, document.data)
         if (path, message) not in seen:
             seen.add((path, message))
             issues.append(document.issue(path, message))
-    issues.sort(key=lambda issue: (issue.line or 0, issue.path))
     return issues
 
 
 def _data_path(loc: tuple[str | int, ...], data: Any) -> PathKey:
-    """Drop the union-tag components pydantic inserts (…, 'checks', 1, 'db_response', 'interval')."""
+    """The path in the file: drop the union tags pydantic inserts (…, 'checks', 1, 'db_response', …) and
+    the '[key]' it appends when a mapping key (rather than its value) is invalid."""
     path: list[str | int] = []
     node = data
     for part in loc:
+        if part == "[key]" and not (isinstance(node, dict) and part in node):
+            continue
         if isinstance(node, dict) and isinstance(part, str) and part not in node and node.get("kind") == part:
             continue
         path.append(part)
@@ -109,6 +184,7 @@ def _data_path(loc: tuple[str | int, ...], data: Any) -> PathKey:
 def _message(error: ErrorDetails, path: PathKey, data: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
+    got = _describe(error.get("input"), secret=any("password" in str(part) for part in path))
     if kind == "extra_forbidden":
         allowed = _allowed_keys(path[:-1], data)
         key = str(path[-1]) if path else ""
@@ -119,18 +195,66 @@ def _message(error: ErrorDetails, path: PathKey, data: Any) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid":
-        return f"unknown kind {ctx.get('tag')!r}; expected one of: {ctx.get('expected_tags')}"
+        return f"unknown check kind {_describe(ctx.get('tag'))}; expected one of: {', '.join(_CHECK_KINDS)}"
     if kind == "union_tag_not_found":
-        return "'kind' is required"
+        return f"required key is missing; expected one of: {', '.join(_CHECK_KINDS)}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} does not match {ctx.get('pattern')}"
+        pattern = str(ctx.get("pattern"))
+        return f"expected {_PATTERN_NAMES.get(pattern, f'text matching {pattern}')}, got {got}"
+    expected = _EXPECTED.get(kind)
+    if expected is not None:
+        return f"{expected}, got {got}{_quote_hint(kind, error.get('input'))}"
+    if kind in _BOUNDS:
+        word, key = _BOUNDS[kind]
+        return f"must be {word} {ctx.get(key)}, got {got}"
     message = error["msg"]
-    message = message[0].lower() + message[1:] if message else kind
-    if "input" in error and not isinstance(error["input"], dict | list) and "password" not in str(path):
-        message += f", got {error['input']!r}"
-    return message
+    return (message[0].lower() + message[1:] if message else kind) + f", got {got}"
+
+
+_EXPECTED = {
+    "string_type": "expected a string",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping of keys",
+    "model_type": "expected a mapping of keys",
+    "model_attributes_type": "expected a mapping of keys",
+}
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("more than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+
+
+def _describe(value: Any, secret: bool = False) -> str:
+    """A value as the message shows it: YAML words for YAML things, and never a secret."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if secret:
+        return "a number" if isinstance(value, int | float) else "a value that is not shown (it is secret)"
+    return repr(value)
+
+
+def _quote_hint(kind: str, value: Any) -> str:
+    """YAML turns unquoted 12345, 1.0, yes and on into numbers and booleans: say how to keep the text."""
+    if kind == "string_type" and isinstance(value, int | float):
+        return " (put the value in quotes)"
+    return ""
 
 
 def _allowed_keys(parent: PathKey, data: Any) -> list[str]:

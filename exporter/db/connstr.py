@@ -80,8 +80,9 @@ def _sqlite_attributes(attributes: dict[str, str]) -> dict[str, str]:
     result: dict[str, str] = {}
     for key, value in attributes.items():
         if key.lower() == "database" and not value.startswith("file:"):
-            value = f"file:{quote(str(Path(value)))}?mode=ro"
-        result[key] = value
+            result[key] = f"file:{quote(str(Path(value)))}?mode=ro"
+        else:
+            result[key] = value
     lowered = {key.lower() for key in result}
     for key, value in (("NoCreat", "1"), ("BigInt", "1"), ("Timeout", "2000")):
         if key.lower() not in lowered:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Dialect(str, Enum):
+class Dialect(StrEnum):
     POSTGRESQL = "postgresql"
     MYSQL = "mysql"  # MariaDB and MySQL
     SQLITE = "sqlite"

@@ -70,7 +70,7 @@ def sqlstate_of(exc: BaseException) -> str:
 
 def error_message(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """A one-line message from a driver error, secrets masked, driver noise trimmed."""
-    args = getattr(exc, "args", ())
+    args: tuple[object, ...] = tuple(getattr(exc, "args", ()))
     text = str(args[1]) if len(args) > 1 else str(exc)
     text = _DRIVER_PREFIX.sub("", text)
     text = " ".join(text.replace("\\n", " ").split())
@@ -92,11 +92,15 @@ def classify(exc: BaseException, during_connect: bool, secrets: Iterable[str] = 
     lowered = message.lower()
     if state.startswith("28") or any(f in lowered for f in _AUTH_FRAGMENTS):
         return ClassifiedError(ErrorReason.AUTH, message, connection_broken=True)
-    if state in {"HYT00", "HYT01"} or (during_connect and any(f in lowered for f in _LOGIN_TIMEOUT_FRAGMENTS)):
+    if state in {"HYT00", "HYT01"} or (
+        during_connect and any(f in lowered for f in _LOGIN_TIMEOUT_FRAGMENTS)
+    ):
         # A server that accepts but never answers: distinct from a refused connection.
         return ClassifiedError(ErrorReason.TIMEOUT, message, connection_broken=True)
-    if state.startswith("08") or state in {"57P01", "57P02", "57P03"} or any(
-        f in lowered for f in _CONNECTION_FRAGMENTS
+    if (
+        state.startswith("08")
+        or state in {"57P01", "57P02", "57P03"}
+        or any(f in lowered for f in _CONNECTION_FRAGMENTS)
     ):
         return ClassifiedError(ErrorReason.CONNECT, message, connection_broken=True)
     if during_connect:

@@ -35,7 +35,7 @@ class OpenConnection:
     def close(self) -> None:
         try:
             self.raw.close()
-        except Exception as exc:  # noqa: BLE001 - closing a dead connection may raise anything
+        except Exception as exc:
             log.debug("closing connection failed: %s", type(exc).__name__)
 
 
@@ -77,8 +77,8 @@ class Backoff:
         return max(0.0, self.next_attempt_at - now)
 
     def record_failure(self, now: float) -> float:
-        delay = min(self.maximum, self.initial * (2 ** self.failures))
-        delay *= 0.5 + 0.5 * self._rng()
+        delay: float = min(self.maximum, self.initial * (2**self.failures))
+        delay *= 0.5 + 0.5 * float(self._rng())
         self.failures += 1
         self.next_attempt_at = now + delay
         return delay
@@ -115,8 +115,13 @@ class ConnectionPool:
         self._connect_failures_total = 0
         self._last_failure: ClassifiedError | None = None
 
-    def acquire(self, token: CancelToken, wait: float, fresh: bool = False,
-                classify: Callable[[BaseException], ClassifiedError] | None = None) -> Lease:
+    def acquire(
+        self,
+        token: CancelToken,
+        wait: float,
+        fresh: bool = False,
+        classify: Callable[[BaseException], ClassifiedError] | None = None,
+    ) -> Lease:
         """Check a connection out; open one if needed (respecting backoff). Raises CheckError."""
         deadline = self._clock() + wait
         self._reserve_slot(token, wait)
@@ -259,8 +264,13 @@ class ConnectionPool:
             self._last_failure = failure
             delay = self._backoff.record_failure(self._clock())
         log.warning(
-            "connect failed", extra={"target": self.target, "reason": failure.reason.value,
-                                     "err": failure.message, "retry_in": round(delay, 1)}
+            "connect failed",
+            extra={
+                "target": self.target,
+                "reason": failure.reason.value,
+                "err": failure.message,
+                "retry_in": round(delay, 1),
+            },
         )
 
     def _lease(self, connection: OpenConnection, token: CancelToken, reused: bool) -> Lease:

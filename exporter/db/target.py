@@ -70,7 +70,9 @@ class TargetDatabase:
     @contextmanager
     def session(self, ctx: RunContext, fresh: bool = False) -> Iterator[Session]:
         """Check a connection out for the length of a `with` block."""
-        lease = self.pool.acquire(ctx.cancel, wait=ctx.timeout, fresh=fresh, classify=self.classify_connect_error)
+        lease = self.pool.acquire(
+            ctx.cancel, wait=ctx.timeout, fresh=fresh, classify=self.classify_connect_error
+        )
         session = Session(self, lease, ctx)
         try:
             yield session
@@ -115,7 +117,9 @@ class TargetDatabase:
         """Connect within the configured login timeout, and never beyond the time the check has left."""
         started = time.monotonic()
         login_timeout = max(1, math.ceil(min(self.spec.connect_timeout, time_left)))
-        raw = pyodbc.connect(self.spec.connection_string(login_timeout), autocommit=True, timeout=login_timeout)
+        raw = pyodbc.connect(
+            self.spec.connection_string(login_timeout), autocommit=True, timeout=login_timeout
+        )
         connect_seconds = time.monotonic() - started
         try:
             dbms_name = str(raw.getinfo(pyodbc.SQL_DBMS_NAME))
@@ -125,8 +129,13 @@ class TargetDatabase:
             raw.close()
             raise
         connection = OpenConnection(
-            raw=raw, dialect=dialect, dbms_name=dbms_name, dbms_version=version, read_only=read_only,
-            connect_seconds=connect_seconds, opened_at=time.monotonic(),
+            raw=raw,
+            dialect=dialect,
+            dbms_name=dbms_name,
+            dbms_version=version,
+            read_only=read_only,
+            connect_seconds=connect_seconds,
+            opened_at=time.monotonic(),
         )
         with self._lock:
             self._server = ServerInfo(dialect, dbms_name, version, read_only)
@@ -142,8 +151,10 @@ class TargetDatabase:
                 try:
                     cursor.execute(statement)
                 except pyodbc.Error as exc:
-                    log.warning("session setup statement refused",
-                                extra={"target": self.name, "err": error_message(exc, self._secrets)})
+                    log.warning(
+                        "session setup statement refused",
+                        extra={"target": self.name, "err": error_message(exc, self._secrets)},
+                    )
             read_only = False
             if session.read_only_probe is not None:
                 self.count_statement()
@@ -225,7 +236,9 @@ class Session:
             if failure.connection_broken:
                 self.broken = True
             if self.ctx.cancel.cancelled:
-                raise CheckError(ErrorReason.TIMEOUT, f"query cancelled after {self.ctx.timeout:g}s") from None
+                raise CheckError(
+                    ErrorReason.TIMEOUT, f"query cancelled after {self.ctx.timeout:g}s"
+                ) from None
             raise failure.as_check_error() from None
         finally:
             unregister()
@@ -269,7 +282,7 @@ def _cancel_in_background(cursor: Any) -> None:
     def cancel() -> None:
         try:
             cursor.cancel()
-        except Exception as exc:  # noqa: BLE001 - any driver error here only means the cancel failed
+        except Exception as exc:
             log.debug("cursor cancel failed: %s", type(exc).__name__)
 
     threading.Thread(target=cancel, name="erp-cancel", daemon=True).start()

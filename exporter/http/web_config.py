@@ -137,10 +137,10 @@ def load_web_config(path: Path) -> WebConfig:
             try:
                 ssl_context(tls, base)
             except (ssl.SSLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or str(exc)
                 issues.append(document.issue(
                     ("tls_server_config", "cert_file"),
-                    f"cannot load the certificate and key ({tls.cert_file}, {tls.key_file}): {reason}",
+                    f"cannot load {tls.cert_file} with {tls.key_file}: not a PEM certificate with its "
+                    f"matching private key ({exc})",
                 ))
     if issues:
         raise SourceError(issues)
