@@ -24,6 +24,7 @@ from types import FrameType
 
 from exporter import __version__
 from exporter.app import App, build_runtime
+from exporter.catalog import catalog_markdown
 from exporter.checks.builtin import default_registry
 from exporter.config.loader import ConfigError, load_config
 from exporter.config.schema import config_json_schema
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("check-config", "validate the configuration and exit"),
         ("once", "run every check once, print the results and exit"),
         ("schema", "print the JSON Schema of the configuration file"),
+        ("metrics", "print the list of every metric the exporter can expose (Markdown)"),
     ):
         sub = commands.add_parser(name, help=help_text)
         _common_flags(sub, suppress=True)
@@ -108,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("warning" if args.log_level == "warn" else args.log_level, args.log_format, mask)
     if args.command == "schema":
         print(json.dumps(config_json_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "metrics":
+        print(catalog_markdown(default_registry()), end="")
         return EXIT_OK
     if args.command == "check-config":
         return check_config(Path(args.config_file), args.web_config_file)

@@ -56,14 +56,13 @@ def _validate_positive(value: Any) -> float:
     return seconds
 
 
-_JSON_SCHEMA = WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["15s", "2m", "1h30m"]})
+_JSON_SCHEMA = WithJsonSchema(
+    {"type": "string", "pattern": DURATION_PATTERN, "examples": ["15s", "2m", "1h30m"]}
+)
+_SERIALIZER = PlainSerializer(format_duration, return_type=str)
 
-Duration = Annotated[
-    float, BeforeValidator(_validate), PlainSerializer(format_duration, return_type=str), _JSON_SCHEMA
-]
+Duration = Annotated[float, BeforeValidator(_validate), _SERIALIZER, _JSON_SCHEMA]
 """A config field holding a duration: written '30s' in YAML, a float of seconds in Python."""
 
-PositiveDuration = Annotated[
-    float, BeforeValidator(_validate_positive), PlainSerializer(format_duration, return_type=str), _JSON_SCHEMA
-]
+PositiveDuration = Annotated[float, BeforeValidator(_validate_positive), _SERIALIZER, _JSON_SCHEMA]
 """A duration that must not be zero: intervals (0s would run a check in a busy loop) and timeouts."""

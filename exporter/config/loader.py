@@ -102,14 +102,16 @@ def _raw_secrets(data: dict[str, Any], base: Path) -> list[str]:
     return [secret for secret in found if secret]
 
 
-def _secrets_in_labels(config: ExporterConfig, document: YamlDocument, secrets: list[str]) -> list[SourceIssue]:
+def _secrets_in_labels(
+    config: ExporterConfig, document: YamlDocument, secrets: list[str]
+) -> list[SourceIssue]:
     """Labels are shown on every series: a password (e.g. a ${VAR} put in the wrong place) must not be."""
-    issues: list[SourceIssue] = []
-    for index, target in enumerate(config.targets):
-        for name, value in target.labels.items():
-            if any(secret in value for secret in secrets if secret):
-                issues.append(document.issue(("targets", index, "labels", name), "must not contain a password"))
-    return issues
+    return [
+        document.issue(("targets", index, "labels", name), "must not contain a password")
+        for index, target in enumerate(config.targets)
+        for name, value in target.labels.items()
+        if any(secret in value for secret in secrets if secret)
+    ]
 
 
 def _unless_reported(issues: list[SourceIssue], reported: list[SourceIssue]) -> list[SourceIssue]:
@@ -143,7 +145,8 @@ _PATTERN_NAMES = {
     LABEL_NAME_PATTERN: "a label name of letters, digits and '_' that does not start with a digit",
 }
 _CHECK_KINDS: tuple[str, ...] = tuple(
-    str(get_args(model.model_fields["kind"].annotation)[0]) for model in get_args(get_args(TargetCheckConfig)[0])
+    str(get_args(model.model_fields["kind"].annotation)[0])
+    for model in get_args(get_args(TargetCheckConfig)[0])
 )
 
 
@@ -262,7 +265,12 @@ def _allowed_keys(parent: PathKey, data: Any) -> list[str]:
     model: Any = ExporterConfig
     node = data
     for part in parent:
-        node = node.get(part) if isinstance(node, dict) else node[part] if isinstance(node, list) else None
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
         model = _child_model(model, part, node)
         if model is None:
             return []

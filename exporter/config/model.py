@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, SecretStr, field_validator
 
 from exporter.checks.host import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
 from exporter.config.durations import Duration, PositiveDuration
@@ -53,7 +53,9 @@ class CheckSettings(StrictModel):
         default=None, description="Unique per target; defaults to the kind."
     )
     interval: PositiveDuration | None = Field(default=None, description="How often the check runs.")
-    timeout: PositiveDuration | None = Field(default=None, description="A run that takes longer is cancelled.")
+    timeout: PositiveDuration | None = Field(
+        default=None, description="A run that takes longer is cancelled."
+    )
     series_limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         default=None, description="Series above this are dropped and counted, protecting Prometheus."
     )
@@ -118,6 +120,28 @@ def _odbc_value(value: Any) -> str | int:
 
 OdbcValue = Annotated[str | int, PlainValidator(_odbc_value, json_schema_input_type=str | int)]
 
+# Connection keywords that have their own target keys: credentials there would escape masking and the
+# password_file/${ENV} rules, and a second DRIVER or DSN would fight the target's own.
+_KEYS_WITH_THEIR_OWN_PLACE = {
+    "pwd": "put the password in the target's password (from ${ENV_VAR}) or password_file",
+    "password": "put the password in the target's password (from ${ENV_VAR}) or password_file",
+    "uid": "use the target's username key",
+    "user": "use the target's username key",
+    "username": "use the target's username key",
+    "driver": "use the target's driver key",
+    "dsn": "use the target's dsn key",
+}
+
+
+def _connection_key(key: str) -> str:
+    advice = _KEYS_WITH_THEIR_OWN_PLACE.get(key.strip().lower())
+    if advice is not None:
+        raise ValueError(f"not allowed in connection: {advice}")
+    return key
+
+
+ConnectionKey = Annotated[str, AfterValidator(_connection_key)]
+
 
 class BackoffConfig(StrictModel):
     initial: PositiveDuration = Field(default=1.0, description="Wait after the first failed connect.")
@@ -132,15 +156,20 @@ class TargetConfig(StrictModel):
         default=None, description="ODBC driver name from odbcinst.ini (e.g. 'PostgreSQL Unicode') or a path."
     )
     dsn: str | None = Field(default=None, description="A DSN from odbc.ini, instead of `driver`.")
-    connection: dict[str, OdbcValue] = Field(
+    connection: dict[ConnectionKey, OdbcValue] = Field(
         default_factory=dict,
         description="Further ODBC keywords passed as they are (server, port, database, ...).",
     )
     username: str | None = Field(default=None, description="Login name (ODBC UID).")
     password: SecretStr | None = Field(default=None, description="Login password; use ${ENV_VAR}.")
-    password_file: str | None = Field(default=None, description="File holding the password.")
+    password_file: str | None = Field(
+        default=None,
+        description="File holding the password (relative to the config file; a trailing newline is ignored).",
+    )
     labels: dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], str] = Field(
-        default_factory=dict, description="Static labels added to every series of this target."
+        default_factory=dict,
+        description="Static labels added to every series of this target.",
+        json_schema_extra={"additionalProperties": False},  # names that do not match the pattern are errors
     )
     max_connections: Annotated[int, Field(ge=1, le=32)] = Field(
         default=2, description="Most connections the exporter opens to this target at once."
@@ -148,17 +177,6 @@ class TargetConfig(StrictModel):
     connect_timeout: PositiveDuration = Field(default=5.0, description="Login timeout.")
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     checks: list[TargetCheckConfig] = Field(default_factory=list)
-
-    @field_validator("connection")
-    @classmethod
-    def _no_secrets_in_connection(cls, value: dict[str, OdbcValue]) -> dict[str, OdbcValue]:
-        for key in value:
-            if key.lower() in {"pwd", "password", "uid", "user", "username", "driver", "dsn"}:
-                raise ValueError(
-                    f"'{key}' does not belong in connection: use the target's "
-                    "driver/dsn/username/password/password_file keys"
-                )
-        return value
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -175,7 +193,8 @@ class HostConfig(StrictModel):
         description="Filesystem types to leave out (pseudo and read-only image filesystems by default).",
     )
     exclude_mountpoints: str = Field(
-        default=DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX, description="Regular expression of mount points to leave out."
+        default=DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX,
+        description="Regular expression of mount points to leave out.",
     )
     include_devices: str | None = Field(
         default=None, description="Regular expression of disk and network devices to keep (default: all)."
@@ -207,8 +226,12 @@ class ProcessGroupConfig(StrictModel):
 
 
 class GlobalConfig(StrictModel):
-    interval: PositiveDuration = Field(default=30.0, description="Default interval of checks without their own.")
-    timeout: PositiveDuration = Field(default=10.0, description="Default timeout of checks without their own.")
+    interval: PositiveDuration = Field(
+        default=30.0, description="Default interval of checks without their own."
+    )
+    timeout: PositiveDuration = Field(
+        default=10.0, description="Default timeout of checks without their own."
+    )
     series_limit: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         default=2000, description="Default most series one check may produce."
     )

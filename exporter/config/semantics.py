@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from exporter.config.durations import format_duration
 from exporter.config.model import (
     RESERVED_LABEL_NAMES,
     CheckSettings,
@@ -40,33 +41,57 @@ def semantic_issues(config: ExporterConfig) -> Iterator[tuple[PathKey, str]]:
         yield from _target_issues(target, ("targets", index), config.global_)
     yield from _duplicates([g.name for g in config.process_groups], "process_groups", "name", "process group")
     for index, group in enumerate(config.process_groups):
+        group_path: PathKey = ("process_groups", index)
         if group.process_name is None and group.cmdline is None:
-            yield ("process_groups", index), "needs process_name or cmdline (or both)"
-        yield from _interval_issues(group.interval, group.timeout, ("process_groups", index))
-    yield from _interval_issues(config.host.interval, config.host.timeout, ("host",))
+            yield group_path, "needs process_name or cmdline (or both)"
+        yield from _own_timeout_issue(group.interval, group.timeout, config.global_, group_path)
+    yield from _own_timeout_issue(config.host.interval, config.host.timeout, config.global_, ("host",))
 
 
-def _target_issues(target: TargetConfig, path: PathKey, global_config: GlobalConfig) -> Iterator[tuple[PathKey, str]]:
-    if (target.driver is None) == (target.dsn is None):
-        yield path, "set exactly one of driver or dsn"
+def _target_issues(
+    target: TargetConfig, path: PathKey, global_config: GlobalConfig
+) -> Iterator[tuple[PathKey, str]]:
+    if target.driver is not None and target.dsn is not None:
+        yield (*path, "dsn"), "set driver or dsn, not both"
+    elif target.driver is None and target.dsn is None:
+        yield path, "needs driver (with its connection keys) or dsn"
     if target.password is not None and target.password_file is not None:
         yield (*path, "password_file"), "set password or password_file, not both"
     for label in target.labels:
         if label in RESERVED_LABEL_NAMES or label.startswith("__"):
             yield (*path, "labels", label), f"label name '{label}' is reserved by the exporter's metrics"
+    if target.backoff.max < target.backoff.initial:
+        yield (*path, "backoff", "max"), (
+            f"must not be shorter than backoff.initial ({format_duration(target.backoff.initial)})"
+        )
     names = [check.effective_name for check in target.checks]
-    for index, name in enumerate(names):
+    for index, check in enumerate(target.checks):
+        name = names[index]
         if name in names[:index]:
-            yield (*path, "checks", index, "name"), f"duplicate check name '{name}' (give it a name)"
+            hint = "" if check.name else " (a check's name defaults to its kind: give this one a name)"
+            yield (*path, "checks", index, "name"), f"duplicate check name '{name}'{hint}"
     dialect = dialect_from_driver_name(target.driver or "")
     for index, check in enumerate(target.checks):
         check_path = (*path, "checks", index)
         interval = effective_interval(check, global_config)
         timeout = effective_timeout(check, global_config)
         if timeout > interval:
-            yield (*check_path, "timeout"), "timeout must not be longer than the interval"
+            if check.interval is not None:
+                where = "its interval"
+            elif type(check).default_interval is not None:
+                where = f"the default interval of {check.kind_name} checks"
+            else:
+                where = "global.interval"
+            yield (*check_path, "timeout"), _longer_than(timeout, interval, where)
         if isinstance(check, DbResponseCheckConfig) and check.probe_query is not None:
             yield from _guard_issue(check.probe_query, dialect, (*check_path, "probe_query"))
+
+
+def _longer_than(timeout: float, interval: float, where: str) -> str:
+    return (
+        f"timeout {format_duration(timeout)} is longer than {where} ({format_duration(interval)}); "
+        "a check must end before its next run"
+    )
 
 
 def _guard_issue(sql: str, dialect: Dialect, path: PathKey) -> Iterator[tuple[PathKey, str]]:
@@ -76,9 +101,14 @@ def _guard_issue(sql: str, dialect: Dialect, path: PathKey) -> Iterator[tuple[Pa
         yield path, str(exc)
 
 
-def _interval_issues(interval: float | None, timeout: float | None, path: PathKey) -> Iterator[tuple[PathKey, str]]:
-    if interval is not None and timeout is not None and timeout > interval:
-        yield (*path, "timeout"), "timeout must not be longer than the interval"
+def _own_timeout_issue(
+    interval: float | None, timeout: float | None, global_config: GlobalConfig, path: PathKey
+) -> Iterator[tuple[PathKey, str]]:
+    """A timeout set on the host or a process group must fit in its interval (its own, else global's)."""
+    effective = interval if interval is not None else global_config.interval
+    if timeout is not None and timeout > effective:
+        where = "its interval" if interval is not None else "global.interval"
+        yield (*path, "timeout"), _longer_than(timeout, effective, where)
 
 
 def _duplicates(names: list[str], section: str, key: str, what: str) -> Iterator[tuple[PathKey, str]]:

@@ -193,7 +193,9 @@ class _Builder:
                     merged.setdefault(key, value)
 
     def _key(self, key_node: yaml.Node, path: PathKey) -> str | None:
-        key = self._scalar_value(key_node, path, expand=False) if isinstance(key_node, yaml.ScalarNode) else None
+        key = None
+        if isinstance(key_node, yaml.ScalarNode):
+            key = self._scalar_value(key_node, path, expand=False)
         if key is None or not isinstance(key, str | int | float | bool):
             self.issue(key_node, path, "mapping keys must be plain scalars")
             return None
