@@ -102,6 +102,10 @@ def parse_yaml_text(text: str, name: str, expand_env: bool = True, strict: bool 
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         raise SourceError([_syntax_issue(name, exc)]) from None
+    except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        problem = str(exc).splitlines()[0]
+        raise SourceError([SourceIssue(name, line, "", f"YAML syntax error: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise SourceError([SourceIssue(name, None, "", f"YAML error: {exc}")]) from None
     document = YamlDocument(file=name, data=None)
@@ -129,6 +133,11 @@ def _syntax_issue(name: str, exc: yaml.MarkedYAMLError) -> SourceIssue:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
 
 
 class _Builder:
@@ -139,15 +148,20 @@ class _Builder:
         self.expand_env = expand_env
         self._open: set[int] = set()  # nodes being built: meeting one again is a recursive alias
 
-    def issue(self, node: yaml.Node, path: PathKey, message: str) -> None:
-        self.document.issues.append(
-            SourceIssue(self.document.file, node.start_mark.line + 1, format_path(path), message)
-        )
+    def issue(self, node: yaml.Node, path: PathKey, message: str, at_node: bool = False) -> None:
+        """An issue at `path`, on the line of its key, else of the node (an alias has no line of its own)."""
+        line = node.start_mark.line + 1
+        if not at_node:
+            line = self.document.lines.get(path, line)
+        self.document.issues.append(SourceIssue(self.document.file, line, format_path(path), message))
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         self.document.lines.setdefault(path, node.start_mark.line + 1)
         if id(node) in self._open:
             self.issue(node, path, "recursive YAML alias (an anchor used inside itself)")
+            return None
+        if node.tag not in _PLAIN_COLLECTION_TAGS and not isinstance(node, yaml.ScalarNode):
+            self.issue(node, path, f"unsupported YAML tag {_short_tag(node.tag)}")
             return None
         self._open.add(id(node))
         try:
@@ -171,7 +185,7 @@ class _Builder:
                 continue
             child = (*path, key)
             if key in result:
-                self.issue(key_node, child, "duplicate key")
+                self.issue(key_node, child, "duplicate key", at_node=True)
                 continue
             self.document.lines[child] = key_node.start_mark.line + 1
             result[key] = self.build(value_node, child)
@@ -183,7 +197,8 @@ class _Builder:
         sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
-                self.issue(source, path, "a merge key (<<) takes a mapping or a list of mappings")
+                message = "a merge key (<<) takes a mapping or a list of mappings"
+                self.issue(source, path, message, at_node=True)
                 continue
             own_lines = dict(self.document.lines)
             data = self.build(source, path)
@@ -197,7 +212,7 @@ class _Builder:
         if isinstance(key_node, yaml.ScalarNode):
             key = self._scalar_value(key_node, path, expand=False)
         if key is None or not isinstance(key, str | int | float | bool):
-            self.issue(key_node, path, "mapping keys must be plain scalars")
+            self.issue(key_node, path, "mapping keys must be plain scalars", at_node=True)
             return None
         return str(key)
 
@@ -207,7 +222,7 @@ class _Builder:
         try:
             value = loader.construct_object(node, deep=True)
         except yaml.YAMLError:
-            self.issue(node, path, f"unsupported YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')}")
+            self.issue(node, path, f"unsupported YAML tag {_short_tag(node.tag)}")
             return None
         finally:
             loader.dispose()

@@ -74,6 +74,9 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.app = app
         self.web = web
         self.auth = BasicAuth(web.basic_auth_users)
+        # App.reload() is not safe to run twice at once (two runtimes would be swapped in and stopped
+        # crosswise); requests that arrive together take turns.
+        self.reload_lock = threading.Lock()
         host, port = address
         self._dual_stack = False
         if ":" in host:
@@ -219,7 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reload(self) -> None:
         app = self.server.app
         try:
-            ok = app.reload()
+            with self.server.reload_lock:
+                ok = app.reload()
         except Exception as exc:  # a bug below must not leave the client without an answer
             log.exception("config reload crashed; keeping the running config")
             error = app.mask.apply(f"{type(exc).__name__}: {exc}")
