@@ -139,6 +139,10 @@ def check_config(path: Path, web_config_file: str) -> int:
     return EXIT_OK
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def run_once(path: Path, mask: SecretMask, show_metrics: bool) -> int:
     """Run every configured check once and print a table of the outcomes."""
     try:

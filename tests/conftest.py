@@ -124,3 +124,161 @@ def blackhole() -> Iterator[BlackholeServer]:
 def closed_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (connections are refused at once)."""
     return _pick_closed_port()
+
+
+# -- Tryton: a real ERP (see tryton.py) ----------------------------------------------------------------
+
+import shutil as _shutil  # noqa: E402 - appended section, kept apart from the servers' fixtures above
+from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
+
+import tryton as _tryton  # noqa: E402
+
+TRYTON_DATABASE = "tryton_test"
+
+
+def _pristine(database_file: Path) -> Path:
+    """Where the untouched copy of the session's SQLite Tryton database is kept."""
+    return database_file.parent / f".{database_file.name}.pristine"
+
+
+class _TrytonBuilds:
+    """The session's two seeded Tryton databases, built in two threads at the same time (on a cold cache
+    trytond-admin takes ~20 s on SQLite and ~60 s on PostgreSQL; a cache hit takes under 1 s).
+
+    Only the databases the collected tests ask for are built; the first fixture that needs one waits
+    for both, so that no build runs in the background of unrelated, timing-sensitive tests.
+    """
+
+    def __init__(self, install: _tryton.TrytonInstall, root: Path) -> None:
+        self.install = install
+        self.root = root
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tryton-build")
+        self.sqlite_future: Future[Path] | None = None
+        self.postgres_future: Future[str] | None = None
+
+    def _build_sqlite(self) -> Path:
+        path = _tryton.create_sqlite_database(
+            self.install, self.root / "tryton-sqlite", TRYTON_DATABASE, seed=_tryton.FIXTURE_SEED
+        )
+        # before any server touches it: the source of ``tryton_sqlite_scratch`` copies
+        _shutil.copyfile(path, _pristine(path))
+        return path
+
+    def start_sqlite(self) -> None:
+        if self.sqlite_future is None:
+            self.sqlite_future = self.executor.submit(self._build_sqlite)
+
+    def wait_all(self) -> None:
+        """Wait for every started build (without raising): no build keeps a core busy in the background
+        while unrelated, timing-sensitive tests run."""
+        for future in (self.sqlite_future, self.postgres_future):
+            if future is not None:
+                future.exception()
+
+    def start_postgres(self, server: PostgresServer) -> None:
+        if self.postgres_future is None:
+            self.postgres_future = self.executor.submit(
+                _tryton.create_postgres_database,
+                self.install,
+                server,
+                TRYTON_DATABASE,
+                seed=_tryton.FIXTURE_SEED,
+                workdir=self.root / "tryton-postgres",
+            )
+
+
+@pytest.fixture(scope="session")
+def tryton_install() -> _tryton.TrytonInstall:
+    """The Tryton virtualenv ``<repo>/.venv-tryton``; the test fails (not skips) when it is missing."""
+    try:
+        return _tryton.TrytonInstall()
+    except _tryton.TrytonError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def _tryton_builds(
+    request: pytest.FixtureRequest, tryton_install: _tryton.TrytonInstall, _servers_root: Path
+) -> Iterator[_TrytonBuilds]:
+    """Start building every Tryton database this session's tests need, in parallel, on first use."""
+    builds = _TrytonBuilds(tryton_install, _servers_root)
+    wanted = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    try:
+        if "tryton_sqlite_db" in wanted or "tryton_postgres_db" not in wanted:
+            builds.start_sqlite()
+        if "tryton_postgres_db" in wanted:
+            builds.start_postgres(request.getfixturevalue("postgres"))
+        yield builds
+    finally:
+        builds.executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def tryton_sqlite_db(_tryton_builds: _TrytonBuilds) -> Path:
+    """A seeded SQLite Tryton database for this session (``<dir>/tryton_test.sqlite``).
+
+    Seeded by ``deploy/tryton/seed.py``: company "Acme Demo Ltd" (EUR, chart of accounts, fiscal year),
+    users alice, bob, carol, dave, erin (password ``Demo-Passw0rd-2024``; ``admin`` has
+    ``tryton.ADMIN_PASSWORD``), 7 parties, 4 goods, 3 sales and 2 purchases. Its trytond.conf is
+    ``tryton.sqlite_config_path(path)``. Shared by the whole session and served by ``tryton_server``:
+    count relative to a baseline, or clean up with ``tryton.clear_sessions(path)``; tests that need a
+    pristine or private database use ``tryton_sqlite_scratch``.
+    """
+    _tryton_builds.start_sqlite()
+    _tryton_builds.wait_all()
+    assert _tryton_builds.sqlite_future is not None
+    return _tryton_builds.sqlite_future.result()
+
+
+@pytest.fixture(scope="session")
+def tryton_postgres_db(_tryton_builds: _TrytonBuilds, postgres: PostgresServer) -> str:
+    """The name of the same seeded Tryton database on the session ``postgres`` server.
+
+    Owned by the superuser; the ``exporter`` role may connect and SELECT every table (nothing more). Its
+    trytond.conf (superuser over TCP) is ``<_servers_root>/tryton-postgres/trytond.conf``.
+    """
+    _tryton_builds.start_postgres(postgres)
+    _tryton_builds.wait_all()
+    assert _tryton_builds.postgres_future is not None
+    name = _tryton_builds.postgres_future.result()
+    _tryton.grant_read_only(postgres, name, "exporter")
+    return name
+
+
+@pytest.fixture(scope="session")
+def tryton_server(
+    tryton_install: _tryton.TrytonInstall, tryton_sqlite_db: Path
+) -> Iterator[_tryton.TrytonServer]:
+    """A running trytond on ``tryton_sqlite_db`` (``.url``, ``.port``, ``.log_file``), for the whole session.
+
+    Never restarted: sessions, login attempts and cron logs accumulate. Do not stop it.
+    """
+    server = _tryton.TrytonServer(
+        tryton_install, _tryton.sqlite_config_path(tryton_sqlite_db), tryton_sqlite_db.stem
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tryton_rpc(tryton_server: _tryton.TrytonServer) -> Iterator[_tryton.TrytonRPC]:
+    """A JSON-RPC client for ``tryton_server``'s database."""
+    with _tryton.TrytonRPC(tryton_server.url, tryton_server.database) as client:
+        yield client
+
+
+@pytest.fixture
+def tryton_sqlite_scratch(tryton_sqlite_db: Path, tmp_path: Path) -> Path:
+    """A private copy of the freshly seeded SQLite database (with its trytond.conf) for one test.
+
+    Copied from an untouched copy of the build, not from the session file the server writes to.
+    """
+    directory = tmp_path / "tryton"
+    directory.mkdir()
+    target = directory / tryton_sqlite_db.name
+    _shutil.copyfile(_pristine(tryton_sqlite_db), target)
+    _tryton.write_config(directory / "trytond.conf", "sqlite://", sqlite_dir=directory)
+    return target

@@ -162,8 +162,11 @@ def test_post_reload_with_a_new_process_group_serves_its_check(running: Running,
     response = running.reload()
 
     assert (response.status, response.text) == (200, "reloaded\n")
-    wait_until(lambda: runs_of(running.metrics(), "process_group:added") >= 1, 30,
-               "the added process group never ran")
+    wait_until(
+        lambda: runs_of(running.metrics(), "process_group:added") >= 1,
+        30,
+        "the added process group never ran",
+    )
     metrics = running.metrics()
     assert sample_value(metrics, "erp_check_success", check="process_group:added") == 1.0
     assert sample_value(metrics, "erp_exporter_config_last_reload_successful") == 1.0
@@ -177,15 +180,17 @@ def test_a_broken_config_answers_500_with_the_error_and_keeps_the_old_checks(run
 
     assert response.status == 500
     assert "old config kept" in response.text
-    assert re.search(rf"{re.escape(str(running.config))}:{BROKEN_LINE}: global\.timeout: \S", response.text), (
-        response.text
-    )
+    where = rf"{re.escape(str(running.config))}:{BROKEN_LINE}: global\.timeout: \S"
+    assert re.search(where, response.text), response.text
     metrics = running.metrics()
     assert sample_value(metrics, "erp_exporter_config_last_reload_successful") == 0.0
     assert sample_value(metrics, "erp_up", target="demo") == 1.0, "the old target is no longer served"
     ticks = runs_of(metrics, "process_group:ticker")
-    wait_until(lambda: runs_of(running.metrics(), "process_group:ticker") > ticks, 30,
-               "the old checks stopped running after a failed reload")
+    wait_until(
+        lambda: runs_of(running.metrics(), "process_group:ticker") > ticks,
+        30,
+        "the old checks stopped running after a failed reload",
+    )
     state = running.app.store.get(CheckKey("", "process_group:ticker"))
     assert state is not None and state.success
 
@@ -206,7 +211,7 @@ def test_fixing_the_file_and_reloading_again_succeeds(running: Running, tmp_path
     metrics = running.metrics()
     assert sample_value(metrics, "erp_exporter_config_last_reload_successful") == 1.0
     assert 'check="process_group:added"' in metrics
-    assert "last reload: <span class=\"ok\">ok</span>" in request(running.port, "/").text
+    assert 'last reload: <span class="ok">ok</span>' in request(running.port, "/").text
 
 
 def test_a_reload_that_removes_a_check_stops_serving_it(running: Running, tmp_path: Path) -> None:
@@ -244,7 +249,8 @@ class ExporterProcess:
         with log_path.open("wb") as log_file:
             self.process = subprocess.Popen(
                 [EXPORTER, f"--config.file={config}", "--web.listen-address=127.0.0.1:0"],
-                stdout=log_file, stderr=subprocess.STDOUT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
             )
         self.port = wait_until(self._listening_port, 30, f"the exporter did not listen: {self.log()}")
 
@@ -293,18 +299,27 @@ def test_sighup_reloads_a_running_exporter(
     # A valid change: the new check appears.
     config.write_text(base_config(db, ADDED_GROUP))
     exporter.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: runs_of(exporter.metrics(), "process_group:added") >= 1, 30,
-               "SIGHUP did not load the new process group")
+    wait_until(
+        lambda: runs_of(exporter.metrics(), "process_group:added") >= 1,
+        30,
+        "SIGHUP did not load the new process group",
+    )
     assert sample_value(exporter.metrics(), "erp_exporter_config_last_reload_successful") == 1.0
 
     # A broken file: reported, the old checks keep running.
     config.write_text(BROKEN_CONFIG)
     exporter.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: sample_value(exporter.metrics(), "erp_exporter_config_last_reload_successful") == 0.0,
-               30, "a broken config did not set last_reload_successful to 0")
+    wait_until(
+        lambda: sample_value(exporter.metrics(), "erp_exporter_config_last_reload_successful") == 0.0,
+        30,
+        "a broken config did not set last_reload_successful to 0",
+    )
     ticks = runs_of(exporter.metrics(), "process_group:ticker")
-    wait_until(lambda: runs_of(exporter.metrics(), "process_group:ticker") > ticks, 30,
-               "the running checks stopped after a failed SIGHUP reload")
+    wait_until(
+        lambda: runs_of(exporter.metrics(), "process_group:ticker") > ticks,
+        30,
+        "the running checks stopped after a failed SIGHUP reload",
+    )
     assert sample_value(exporter.metrics(), "erp_up", target="demo") == 1.0
     assert f"{config}:{BROKEN_LINE}: global.timeout" in exporter.log()
     assert exporter.process.poll() is None, "a broken config killed the exporter"
@@ -312,10 +327,16 @@ def test_sighup_reloads_a_running_exporter(
     # Fixed again: 1.
     config.write_text(base_config(db))
     exporter.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: sample_value(exporter.metrics(), "erp_exporter_config_last_reload_successful") == 1.0,
-               30, "reloading the fixed file did not succeed")
-    wait_until(lambda: 'check="process_group:added"' not in exporter.metrics(), 30,
-               "the removed process group is still served")
+    wait_until(
+        lambda: sample_value(exporter.metrics(), "erp_exporter_config_last_reload_successful") == 1.0,
+        30,
+        "reloading the fixed file did not succeed",
+    )
+    wait_until(
+        lambda: 'check="process_group:added"' not in exporter.metrics(),
+        30,
+        "the removed process group is still served",
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -330,8 +351,8 @@ def test_a_stop_signal_exits_0_promptly_and_closes_the_port(
     exporter.process.send_signal(signum)
 
     assert exporter.process.wait(timeout=15) == 0, exporter.log()
-    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", exporter.port), timeout=5):
-        pass
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", exporter.port), timeout=5).close()
     assert "shutting down" in exporter.log()
     assert "Traceback" not in exporter.log()
 
@@ -356,7 +377,13 @@ def test_concurrent_reload_requests_take_turns_and_leave_one_running_config(
     assert runtime is not None
     assert {state.key for state in running.app.store.snapshot()[1]} == set(runtime.metas)
     ticks = runs_of(running.metrics(), "process_group:ticker")
-    wait_until(lambda: runs_of(running.metrics(), "process_group:ticker") > ticks, 30,
-               "no check runs any more after concurrent reloads")
-    wait_until(lambda: [t.name for t in threading.enumerate()].count("erp-scheduler") == 1, 30,
-               "more or less than one scheduler thread after concurrent reloads")
+    wait_until(
+        lambda: runs_of(running.metrics(), "process_group:ticker") > ticks,
+        30,
+        "no check runs any more after concurrent reloads",
+    )
+    wait_until(
+        lambda: [t.name for t in threading.enumerate()].count("erp-scheduler") == 1,
+        30,
+        "more or less than one scheduler thread after concurrent reloads",
+    )

@@ -59,8 +59,9 @@ def basic(user: str, password: str) -> str:
 
 
 def promtool_check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PROMTOOL, "check", "web-config", str(path)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [PROMTOOL, "check", "web-config", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,27 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
     directory = tmp_path_factory.mktemp("web")
     cert, key = directory / "tls.crt", directory / "tls.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=120,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=6)).decode()
     return Material(directory, cert, key, hashed)
@@ -94,7 +113,10 @@ def write_web_config(material: Material, name: str, text: str) -> Path:
 
 def good_web_config(material: Material) -> Path:
     # Relative paths: resolved against the web config's directory, as exporter-toolkit does.
-    return write_web_config(material, "web.yml", f"""\
+    return write_web_config(
+        material,
+        "web.yml",
+        f"""\
 tls_server_config:
   cert_file: tls.crt
   key_file: tls.key
@@ -104,7 +126,8 @@ http_server_config:
     X-Content-Type-Options: nosniff
 basic_auth_users:
   {USER}: '{material.hashed}'
-""")
+""",
+    )
 
 
 def exporter_config(directory: Path) -> Path:
@@ -138,27 +161,77 @@ def test_the_web_config_passes_promtool_and_loads(material: Material) -> None:
 
 # (name, YAML, line of the offending key, key path, message fragment)
 REFUSED = [
-    ("clear_text_password", "basic_auth_users:\n  admin: s3cret\n", 2, "basic_auth_users.admin",
-     "bcrypt hash"),
-    ("truncated_hash", "basic_auth_users:\n  admin: '$2b$10$abc'\n", 2, "basic_auth_users.admin",
-     "bcrypt hash"),
-    ("missing_cert_file", "tls_server_config:\n  cert_file: missing.crt\n  key_file: tls.key\n", 2,
-     "tls_server_config.cert_file", "file not found: missing.crt"),
-    ("missing_key_file", "tls_server_config:\n  cert_file: tls.crt\n  key_file: nowhere.key\n", 3,
-     "tls_server_config.key_file", "file not found: nowhere.key"),
-    ("no_key_file", "\ntls_server_config:\n  cert_file: tls.crt\n", 2, "tls_server_config.key_file",
-     "required"),
-    ("swapped_cert_and_key", "tls_server_config:\n  cert_file: tls.key\n  key_file: tls.crt\n", 2,
-     "tls_server_config.cert_file", "cannot load"),
+    (
+        "clear_text_password",
+        "basic_auth_users:\n  admin: s3cret\n",
+        2,
+        "basic_auth_users.admin",
+        "bcrypt hash",
+    ),
+    (
+        "truncated_hash",
+        "basic_auth_users:\n  admin: '$2b$10$abc'\n",
+        2,
+        "basic_auth_users.admin",
+        "bcrypt hash",
+    ),
+    (
+        "missing_cert_file",
+        "tls_server_config:\n  cert_file: missing.crt\n  key_file: tls.key\n",
+        2,
+        "tls_server_config.cert_file",
+        "file not found: missing.crt",
+    ),
+    (
+        "missing_key_file",
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: nowhere.key\n",
+        3,
+        "tls_server_config.key_file",
+        "file not found: nowhere.key",
+    ),
+    (
+        "no_key_file",
+        "\ntls_server_config:\n  cert_file: tls.crt\n",
+        2,
+        "tls_server_config.key_file",
+        "required",
+    ),
+    (
+        "swapped_cert_and_key",
+        "tls_server_config:\n  cert_file: tls.key\n  key_file: tls.crt\n",
+        2,
+        "tls_server_config.cert_file",
+        "cannot load",
+    ),
     ("unknown_key", "basic_auth_users: {}\nbasic_auth_user: {}\n", 2, "basic_auth_user", "unknown key"),
-    ("unknown_tls_version", "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"
-     "  min_version: TLS14\n", 4, "tls_server_config.min_version", "TLS13"),
-    ("header_not_allowed", "http_server_config:\n  headers:\n    X-Powered-By: erp\n", 3,
-     "http_server_config.headers.X-Powered-By", "cannot be configured"),
-    ("bad_header_value", "http_server_config:\n  headers:\n    X-Frame-Options: allow\n", 3,
-     "http_server_config.headers.X-Frame-Options", "deny"),
-    ("client_ca_without_client_auth", "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"
-     "  client_ca_file: tls.crt\n", 4, "tls_server_config.client_ca_file", "client_auth_type"),
+    (
+        "unknown_tls_version",
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  min_version: TLS14\n",
+        4,
+        "tls_server_config.min_version",
+        "TLS13",
+    ),
+    (
+        "header_not_allowed",
+        "http_server_config:\n  headers:\n    X-Powered-By: erp\n",
+        3,
+        "http_server_config.headers.X-Powered-By",
+        "cannot be configured",
+    ),
+    (
+        "bad_header_value",
+        "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+        3,
+        "http_server_config.headers.X-Frame-Options",
+        "deny",
+    ),
+    (
+        "client_ca_without_client_auth",
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_ca_file: tls.crt\n",
+        4,
+        "tls_server_config.client_ca_file",
+        "client_auth_type",
+    ),
 ]
 
 
@@ -186,20 +259,24 @@ def test_the_exporter_command_exits_2_on_a_refused_web_config(material: Material
         [f"--config.file={config}", f"--web.config.file={path}", "--web.listen-address=127.0.0.1:0"],
         ["check-config", f"--config.file={config}", f"--web.config.file={path}"],
     ):
-        result = subprocess.run([EXPORTER, *args], capture_output=True, text=True, timeout=60)
+        result = subprocess.run([EXPORTER, *args], capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert f"{path}:{line}: {key}: " in result.stderr, result.stderr
     assert promtool_check(path).returncode != 0
 
 
 def test_a_client_ca_with_client_auth_is_accepted_by_both(material: Material) -> None:
-    path = write_web_config(material, "mtls.yml", """\
+    path = write_web_config(
+        material,
+        "mtls.yml",
+        """\
 tls_server_config:
   cert_file: tls.crt
   key_file: tls.key
   client_auth_type: RequireAndVerifyClientCert
   client_ca_file: tls.crt
-""")
+""",
+    )
     assert promtool_check(path).returncode == 0
     load_web_config(path)
 
@@ -229,8 +306,15 @@ def https_exporter(material: Material) -> Iterator[HttpsExporter]:
     log_path = material.directory / "https-exporter.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [EXPORTER, f"--config.file={config}", f"--web.config.file={web}", "--web.listen-address=127.0.0.1:0"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ),
+            [
+                EXPORTER,
+                f"--config.file={config}",
+                f"--web.config.file={web}",
+                "--web.listen-address=127.0.0.1:0",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
         )
 
     def port() -> int | None:
@@ -262,15 +346,18 @@ def test_https_with_the_right_credentials_serves_metrics(https_exporter: HttpsEx
 
 def test_the_served_certificate_is_the_configured_one(https_exporter: HttpsExporter) -> None:
     context = ssl.create_default_context(cafile=str(https_exporter.material.cert))
-    with socket.create_connection(("127.0.0.1", https_exporter.port), timeout=15) as raw, \
-            context.wrap_socket(raw, server_hostname="localhost") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", https_exporter.port), timeout=15) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
         served = tls.getpeercert(binary_form=True)
     configured = ssl.PEM_cert_to_DER_cert(https_exporter.material.cert.read_text())
     assert served == configured
 
 
 @pytest.mark.parametrize(
-    "auth", [None, (USER, "wrong password"), ("someone", PASSWORD), (USER, ""), (USER.upper(), PASSWORD)],
+    "auth",
+    [None, (USER, "wrong password"), ("someone", PASSWORD), (USER, ""), (USER.upper(), PASSWORD)],
     ids=["none", "wrong_password", "unknown_user", "empty_password", "wrong_case_user"],
 )
 @pytest.mark.parametrize("path", ["/metrics", "/", "/-/healthy", "/probe?target=demo"])
@@ -284,8 +371,9 @@ def test_https_without_valid_credentials_is_401_with_a_challenge(
 
 
 def test_reload_needs_credentials_too(https_exporter: HttpsExporter) -> None:
-    response = requests.post(https_exporter.base + "/-/reload", verify=str(https_exporter.material.cert),
-                             timeout=15)
+    response = requests.post(
+        https_exporter.base + "/-/reload", verify=str(https_exporter.material.cert), timeout=15
+    )
     assert response.status_code == 401
 
 
@@ -332,31 +420,42 @@ def test_a_stalled_tls_handshake_does_not_block_other_clients(
 ) -> None:
     port = start_server(good_web_config(material))
     with socket.create_connection(("127.0.0.1", port), timeout=15):  # connects, never says hello
-        response = requests.get(f"https://127.0.0.1:{port}/-/healthy", auth=(USER, PASSWORD),
-                                verify=str(material.cert), timeout=15)
+        response = requests.get(
+            f"https://127.0.0.1:{port}/-/healthy",
+            auth=(USER, PASSWORD),
+            verify=str(material.cert),
+            timeout=15,
+        )
         assert response.status_code == 200
 
 
 def test_required_client_certificates_are_enforced(
     material: Material, start_server: Callable[[Path], int]
 ) -> None:
-    web = write_web_config(material, "mtls-server.yml", """\
+    web = write_web_config(
+        material,
+        "mtls-server.yml",
+        """\
 tls_server_config:
   cert_file: tls.crt
   key_file: tls.key
   client_auth_type: RequireAndVerifyClientCert
   client_ca_file: tls.crt
-""")
+""",
+    )
     port = start_server(web)
     url = f"https://127.0.0.1:{port}/-/healthy"
-    response = requests.get(url, verify=str(material.cert), cert=(str(material.cert), str(material.key)),
-                            timeout=15)
+    response = requests.get(
+        url, verify=str(material.cert), cert=(str(material.cert), str(material.key)), timeout=15
+    )
     assert response.status_code == 200
     with pytest.raises(requests.exceptions.RequestException):
         requests.get(url, verify=str(material.cert), timeout=15)
 
 
-def test_the_401_carries_the_configured_headers_too(material: Material, start_server: Callable[[Path], int]) -> None:
+def test_the_401_carries_the_configured_headers_too(
+    material: Material, start_server: Callable[[Path], int]
+) -> None:
     port = start_server(good_web_config(material))
     response = requests.get(f"https://127.0.0.1:{port}/metrics", verify=str(material.cert), timeout=15)
     assert response.status_code == 401
@@ -462,8 +561,17 @@ def test_the_cache_is_bounded(
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Basic", "Basic ", "Bearer abc", "Basic !!!notbase64", "Basic " + base64.b64encode(b"alice").decode(),
-     "Basic " + base64.b64encode(b"\xff\xfe:x").decode(), "Digest username=alice"],
+    [
+        None,
+        "",
+        "Basic",
+        "Basic ",
+        "Bearer abc",
+        "Basic !!!notbase64",
+        "Basic " + base64.b64encode(b"alice").decode(),  # no colon
+        "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),  # not UTF-8
+        "Digest username=alice",
+    ],
 )
 def test_malformed_authorization_headers_are_refused_without_bcrypt(
     hashes: dict[str, str], checkpw_calls: list[tuple[bytes, bytes]], header: str | None
@@ -503,3 +611,40 @@ def test_web_config_defaults_are_plain_http_without_auth() -> None:
     assert web.tls_server_config is None
     assert web.basic_auth_users == {}
     assert web.http_server_config.headers == {}
+
+
+MTLS_WITH_SANS = """\
+tls_server_config:
+  cert_file: tls.crt
+  key_file: tls.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: tls.crt
+  client_allowed_sans: [{sans}]
+"""
+
+
+@pytest.mark.parametrize(("sans", "status"), [("localhost", 200), ("127.0.0.1", 200), ("other.example", 403)])
+def test_client_allowed_sans_are_enforced(
+    material: Material, start_server: Callable[[Path], int], sans: str, status: int
+) -> None:
+    web = write_web_config(material, f"sans-{sans}.yml", MTLS_WITH_SANS.format(sans=sans))
+    port = start_server(web)
+    response = requests.get(
+        f"https://127.0.0.1:{port}/-/healthy",
+        verify=str(material.cert),
+        cert=(str(material.cert), str(material.key)),  # the client certificate names localhost, 127.0.0.1
+        timeout=15,
+    )
+    assert response.status_code == status
+
+
+def test_client_allowed_sans_without_verified_client_certificates_are_refused(material: Material) -> None:
+    path = write_web_config(
+        material,
+        "sans-unverified.yml",
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_allowed_sans: [localhost]\n",
+    )
+    with pytest.raises(
+        SourceError, match=r":4: tls_server_config\.client_allowed_sans: needs client_auth_type"
+    ):
+        load_web_config(path)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from exporter.app import App
 from exporter.exposition import CONTENT_TYPE, Rendered
 from exporter.http.status_page import StatusView, render_status_page
-from exporter.http.web_config import BasicAuth, WebConfig, ssl_context
+from exporter.http.web_config import BasicAuth, WebConfig, client_san_allowed, ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,9 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         exc = sys.exc_info()[1]
         client = client_address[0] if isinstance(client_address, tuple) else str(client_address)
         if isinstance(exc, ConnectionError | TimeoutError | ssl.SSLError):
-            log.debug("http connection error",
-                      extra={"client": client, "err": f"{type(exc).__name__}: {exc}"})
+            log.debug(
+                "http connection error", extra={"client": client, "err": f"{type(exc).__name__}: {exc}"}
+            )
         else:
             log.error("http request failed", exc_info=True, extra={"client": client})
 
@@ -181,14 +182,18 @@ class _Handler(BaseHTTPRequestHandler):
         params = parse_qs(query, keep_blank_values=True)
         names = params.get("target", [])
         if len(names) != 1 or not names[0]:
-            self._text(HTTPStatus.BAD_REQUEST,
-                       "exactly one 'target' parameter (a configured target name) is required\n")
+            self._text(
+                HTTPStatus.BAD_REQUEST,
+                "exactly one 'target' parameter (a configured target name) is required\n",
+            )
             return
         name = names[0]
         if not _TARGET_NAME.match(name):
             # Never echo it: it may be a connection string with a password in it.
-            self._text(HTTPStatus.BAD_REQUEST, "'target' must be the name of a configured target; "
-                       "connection strings are never accepted\n")
+            self._text(
+                HTTPStatus.BAD_REQUEST,
+                "'target' must be the name of a configured target; connection strings are never accepted\n",
+            )
             return
         if name not in self.server.app.target_names():
             self._text(HTTPStatus.BAD_REQUEST, f"unknown target '{name}': not in the configuration\n")
@@ -199,8 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.app.ready():
             self._text(HTTPStatus.OK, "Ready\n")
         else:
-            self._text(HTTPStatus.SERVICE_UNAVAILABLE,
-                       "Not ready: the first round of checks is still running\n")
+            self._text(
+                HTTPStatus.SERVICE_UNAVAILABLE, "Not ready: the first round of checks is still running\n"
+            )
 
     def _status_page(self, _query: str) -> None:
         app = self.server.app
@@ -239,11 +245,23 @@ class _Handler(BaseHTTPRequestHandler):
     # --- plumbing ------------------------------------------------------------------------------------
 
     def _begin(self) -> bool:
-        """Common start of every request: drop any request body, then check credentials."""
+        """Common start of every request: drop any request body, then check the client."""
         self._responded = False
         if not self._discard_body():
             return False
-        return self._authorized()
+        return self._client_certificate_allowed() and self._authorized()
+
+    def _client_certificate_allowed(self) -> bool:
+        tls = self.server.web.tls_server_config
+        if tls is None or not tls.client_allowed_sans:
+            return True
+        connection = self.connection
+        peer = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
+        if client_san_allowed(tls.client_allowed_sans, peer):
+            return True
+        self.close_connection = True
+        self._text(HTTPStatus.FORBIDDEN, "client certificate not allowed\n")
+        return False
 
     def _discard_body(self) -> bool:
         """Read and drop a request body, so it is not parsed as the next request on a kept-alive
@@ -273,19 +291,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         if self.server.auth.allows(self.headers.get("Authorization")):
             return True
-        self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8", b"Unauthorized\n",
-                   extra_headers={"WWW-Authenticate": 'Basic realm="erp-exporter", charset="UTF-8"'})
+        self._send(
+            HTTPStatus.UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            b"Unauthorized\n",
+            extra_headers={"WWW-Authenticate": 'Basic realm="erp-exporter", charset="UTF-8"'},
+        )
         return False
 
     def _not_allowed_or_found(self, path: str) -> None:
         if path in _GET_PATHS:
-            self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
-                       f"{self.command} is not allowed on {path}; use GET\n".encode(),
-                       extra_headers={"Allow": "GET, HEAD"})
+            self._send(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                f"{self.command} is not allowed on {path}; use GET\n".encode(),
+                extra_headers={"Allow": "GET, HEAD"},
+            )
         elif path in _POST_PATHS:
-            self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
-                       f"{self.command} is not allowed on {path}; use POST\n".encode(),
-                       extra_headers={"Allow": "POST"})
+            self._send(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                f"{self.command} is not allowed on {path}; use POST\n".encode(),
+                extra_headers={"Allow": "POST"},
+            )
         else:
             self._text(HTTPStatus.NOT_FOUND, "not found\n")
 
@@ -344,7 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         extra: dict[str, object] = {
-            "client": self.client_address[0], "method": self.command, "path": url.path,
+            "client": self.client_address[0],
+            "method": self.command,
+            "path": url.path,
             "code": int(code) if isinstance(code, HTTPStatus) else code,
         }
         names = parse_qs(url.query).get("target", [])

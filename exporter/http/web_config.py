@@ -15,7 +15,7 @@ import ssl
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import bcrypt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,7 +32,10 @@ class TlsServerConfig(_Strict):
     cert_file: str
     key_file: str
     client_auth_type: Literal[
-        "NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven",
+        "NoClientCert",
+        "RequestClientCert",
+        "RequireAnyClientCert",
+        "VerifyClientCertIfGiven",
         "RequireAndVerifyClientCert",
     ] = "NoClientCert"
     client_ca_file: str | None = None
@@ -42,6 +45,7 @@ class TlsServerConfig(_Strict):
     cipher_suites: list[str] | None = None
     curve_preferences: list[str] | None = None
     prefer_server_cipher_suites: bool | None = None
+    # Enforced per connection by the HTTP server (see client_san_allowed).
     client_allowed_sans: list[str] | None = None
 
 
@@ -104,9 +108,12 @@ def load_web_config(path: Path) -> WebConfig:
     for user, hashed in config.basic_auth_users.items():
         match = _BCRYPT_HASH.match(hashed)
         if match is None:
-            issues.append(document.issue(
-                ("basic_auth_users", user), "must be a complete bcrypt hash ($2b$...), never a clear password"
-            ))
+            issues.append(
+                document.issue(
+                    ("basic_auth_users", user),
+                    "must be a complete bcrypt hash ($2b$...), never a clear password",
+                )
+            )
         elif not 4 <= int(match.group(1)) <= 31:
             issues.append(document.issue(("basic_auth_users", user), "bcrypt cost must be between 04 and 31"))
     for name, value in config.http_server_config.headers.items():
@@ -127,21 +134,33 @@ def load_web_config(path: Path) -> WebConfig:
             if value is not None and not (base / value).is_file():
                 issues.append(document.issue(("tls_server_config", key), f"file not found: {value}"))
         if tls.client_ca_file is not None and tls.client_auth_type == "NoClientCert":
-            issues.append(document.issue(
-                ("tls_server_config", "client_ca_file"),
-                "client CAs are configured without a client_auth_type that asks for client certificates",
-            ))
+            issues.append(
+                document.issue(
+                    ("tls_server_config", "client_ca_file"),
+                    "client CAs are configured without a client_auth_type that asks for client certificates",
+                )
+            )
+        if tls.client_allowed_sans and tls.client_auth_type != "RequireAndVerifyClientCert":
+            issues.append(
+                document.issue(
+                    ("tls_server_config", "client_allowed_sans"),
+                    "needs client_auth_type: RequireAndVerifyClientCert "
+                    "(only a verified certificate has SANs worth trusting)",
+                )
+            )
         if tls.max_version is not None and _TLS_VERSIONS[tls.max_version] < _TLS_VERSIONS[tls.min_version]:
             issues.append(document.issue(("tls_server_config", "max_version"), "is lower than min_version"))
         if len(issues) == before:  # the files exist and the settings agree: do they load?
             try:
                 ssl_context(tls, base)
             except (ssl.SSLError, OSError, ValueError) as exc:
-                issues.append(document.issue(
-                    ("tls_server_config", "cert_file"),
-                    f"cannot load {tls.cert_file} with {tls.key_file}: not a PEM certificate with its "
-                    f"matching private key ({exc})",
-                ))
+                issues.append(
+                    document.issue(
+                        ("tls_server_config", "cert_file"),
+                        f"cannot load {tls.cert_file} with {tls.key_file}: not a PEM certificate with its "
+                        f"matching private key ({exc})",
+                    )
+                )
     if issues:
         raise SourceError(issues)
     return config
@@ -170,6 +189,14 @@ def ssl_context(config: TlsServerConfig, base: Path) -> ssl.SSLContext:
     else:
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
+
+
+def client_san_allowed(allowed: list[str], peer_certificate: dict[str, Any] | None) -> bool:
+    """Whether a verified client certificate names one of the allowed SANs (DNS, IP, email or URI)."""
+    if not peer_certificate:
+        return False
+    names = {str(value) for _, value in peer_certificate.get("subjectAltName", ())}
+    return any(name in names for name in allowed)
 
 
 class BasicAuth:
