@@ -9,6 +9,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The monitored ERP (Tryton) lives in its own virtualenv: it is not part of the monitor.
+TRYTON_VENV := .venv-tryton
+TRYTON_STAMP := $(TRYTON_VENV)/.installed
 DEMO_DIR := var/demo
 LISTEN ?= :9861
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -20,7 +23,7 @@ APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 	prometheus prometheus-alertmanager \
 	python3-venv openssl procps
 
-.PHONY: help demo test lint typecheck unit system-packages venv clean
+.PHONY: help demo test lint typecheck unit system-packages venv tryton clean
 
 help:
 	@echo "make demo    install, build the demo database, run the exporter on $(LISTEN)"
@@ -45,6 +48,14 @@ $(STAMP): pyproject.toml
 
 venv: system-packages $(STAMP)
 
+$(TRYTON_STAMP): deploy/tryton/requirements.txt
+	$(PYTHON) -m venv $(TRYTON_VENV)
+	$(TRYTON_VENV)/bin/pip install --quiet --upgrade pip
+	$(TRYTON_VENV)/bin/pip install --quiet -r deploy/tryton/requirements.txt
+	touch $@
+
+tryton: system-packages $(TRYTON_STAMP)
+
 demo: venv
 	@mkdir -p $(DEMO_DIR)
 	$(BIN)/python deploy/demo/build_demo_db.py $(DEMO_DIR)/erp-demo.db
@@ -63,10 +74,10 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+unit: venv tryton
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRYTON_VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -180,6 +180,9 @@ class App:
         self.store = ResultStore()
         self.started_at = time.time()
         self._lock = threading.Lock()
+        # Reloads come from SIGHUP threads and HTTP requests; two at once would swap runtimes crosswise.
+        self._reload_lock = threading.Lock()
+        self._secrets: list[str] = []
         self._runtime: Runtime | None = None
         self._reload_ok = False
         self._reload_time: float | None = None
@@ -197,16 +200,18 @@ class App:
 
     def reload(self) -> bool:
         """Re-read the config; on any error keep the running one and report it. Returns success."""
-        try:
-            loaded = load_config(self.config_path)
-        except ConfigError as exc:
-            with self._lock:
-                self._reload_ok = False
-                self.last_reload_error = str(exc)
-            self.store.touch()
-            log.error("config reload failed; keeping the running config", extra={"err": str(exc)})
-            return False
-        self._activate(loaded)
+        with self._reload_lock:
+            try:
+                loaded = load_config(self.config_path)
+                self._activate(loaded)
+            except Exception as exc:  # whatever breaks, the running config stays
+                message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    self._reload_ok = False
+                    self.last_reload_error = self.mask.apply(message)
+                self.store.touch()
+                log.error("config reload failed; keeping the running config", extra={"err": message})
+                return False
         log.info("config reloaded", extra={"file": str(self.config_path)})
         return True
 
@@ -239,7 +244,9 @@ class App:
     # -----------------------------------------------------------------------------------------------
 
     def _activate(self, loaded: LoadedConfig) -> None:
-        self.mask.update(loaded.secrets())
+        # Until the old runtime has stopped, its connections may still log its secrets: mask both.
+        old_secrets = self._secrets
+        self.mask.update([*old_secrets, *loaded.secrets()])
         runtime = build_runtime(loaded, self.registry, self.store)
         with self._lock:
             old, self._runtime = self._runtime, runtime
@@ -249,6 +256,8 @@ class App:
         self.store.configure(runtime.metas)
         if old is not None:
             old.stop()
+        self._secrets = list(loaded.secrets())
+        self.mask.update(self._secrets)
         runtime.scheduler.start()
 
     def _exporter_families(self) -> list[MetricFamily]:

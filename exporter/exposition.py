@@ -100,6 +100,8 @@ class Exposition:
         self._exporter_families = exporter_families
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        # Concurrent scrapes of a changed store wait for one render instead of each rendering it.
+        self._render_lock = threading.Lock()
         self._cache: dict[str | None, Rendered] = {}
         self._renders = 0
         self._process = ProcessCollector(registry=None) if include_process_metrics else None
@@ -112,16 +114,26 @@ class Exposition:
         """The current rendering; re-rendered only if something changed since the cached one."""
         version = self._store.version
         now = self._monotonic()
+        cached = self._fresh(target, version, now)
+        if cached is not None:
+            return cached
+        with self._render_lock:
+            cached = self._fresh(target, self._store.version, self._monotonic())
+            if cached is not None:  # another scrape rendered it while this one waited
+                return cached
+            rendered = self._render(target)
+            with self._lock:
+                self._cache[target] = rendered
+                if target is not None and len(self._cache) > 64:  # bounded: one entry per target at most
+                    self._cache = {None: self._cache[None]} if None in self._cache else {}
+        return rendered
+
+    def _fresh(self, target: str | None, version: int, now: float) -> Rendered | None:
         with self._lock:
             cached = self._cache.get(target)
-            if cached is not None and cached.version == version and now < cached.valid_until:
-                return cached
-        rendered = self._render(target)
-        with self._lock:
-            self._cache[target] = rendered
-            if target is not None and len(self._cache) > 64:  # bounded: one entry per target at most
-                self._cache = {None: self._cache[None]} if None in self._cache else {}
-        return rendered
+        if cached is not None and cached.version == version and now < cached.valid_until:
+            return cached
+        return None
 
     def _render(self, target: str | None) -> Rendered:
         version, states = self._store.snapshot()

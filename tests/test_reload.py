@@ -387,3 +387,45 @@ def test_concurrent_reload_requests_take_turns_and_leave_one_running_config(
         30,
         "more or less than one scheduler thread after concurrent reloads",
     )
+
+
+def test_concurrent_app_reloads_without_the_http_lock_leave_one_running_config(
+    running: Running, tmp_path: Path
+) -> None:
+    # SIGHUP handlers call App.reload() from their own threads, not through the HTTP server's lock.
+    running.config.write_text(base_config(tmp_path / "demo.db", ADDED_GROUP))
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(running.app.reload())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [True] * 8
+    runtime = running.app.runtime
+    assert runtime is not None
+    assert {state.key for state in running.app.store.snapshot()[1]} == set(runtime.metas)
+    wait_until(
+        lambda: [t.name for t in threading.enumerate()].count("erp-scheduler") == 1,
+        30,
+        "more or less than one scheduler thread after concurrent reloads",
+    )
+
+
+def test_an_exception_while_building_the_new_runtime_keeps_the_old_one_and_reports_it(
+    running: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import exporter.app
+
+    before = running.app.runtime
+
+    def broken_build(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("driver manager exploded")
+
+    monkeypatch.setattr(exporter.app, "build_runtime", broken_build)
+    running.config.write_text(base_config(tmp_path / "demo.db", ADDED_GROUP))
+    assert running.app.reload() is False
+    ok, _, error = running.app.reload_status()
+    assert ok is False
+    assert error == "RuntimeError: driver manager exploded"
+    assert running.app.runtime is before
+    assert sample_value(running.metrics(), "erp_exporter_config_last_reload_successful") == 0.0

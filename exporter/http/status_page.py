@@ -72,10 +72,7 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
     rows_checks = []
     for state in sorted(view.states, key=lambda s: (s.key.target, s.key.check)):
         stale = state.is_stale(view.now_monotonic)
-        if stale:
-            status = "stale"
-        else:
-            status = "ok" if state.success else "pending" if state.success is None else "failed"
+        status = _status_word(state.success, stale)
         error = ""
         if state.error_reason is not None:
             error = f"{state.error_reason.value}: {state.error_message}"
@@ -128,3 +125,11 @@ code {{ font-size: 0.85em; }}
 </table>
 </body></html>
 """
+
+
+def _status_word(success: bool | None, stale: bool) -> str:
+    if stale:
+        return "stale"
+    if success is None:
+        return "pending"
+    return "ok" if success else "failed"
