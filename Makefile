@@ -12,7 +12,6 @@ STAMP := $(VENV)/.installed
 # The monitored ERP (Tryton) lives in its own virtualenv: it is not part of the monitor.
 TRYTON_VENV := .venv-tryton
 TRYTON_STAMP := $(TRYTON_VENV)/.installed
-DEMO_DIR := var/demo
 LISTEN ?= :9861
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -26,7 +25,7 @@ APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 .PHONY: help demo test lint typecheck unit system-packages venv tryton clean
 
 help:
-	@echo "make demo    install, build the demo database, run the exporter on $(LISTEN)"
+	@echo "make demo    install, start a demo Tryton ERP, run the exporter on it on $(LISTEN)"
 	@echo "make test    install, then ruff, mypy and the whole pytest suite"
 
 system-packages:
@@ -56,17 +55,10 @@ $(TRYTON_STAMP): deploy/tryton/requirements.txt
 
 tryton: system-packages $(TRYTON_STAMP)
 
-demo: venv
-	@mkdir -p $(DEMO_DIR)
-	$(BIN)/python deploy/demo/build_demo_db.py $(DEMO_DIR)/erp-demo.db
-	@echo
-	@echo "erp-exporter is starting on $(LISTEN) (Ctrl-C stops it)"
-	@echo "  metrics:      http://localhost$(LISTEN)/metrics"
-	@echo "  status page:  http://localhost$(LISTEN)/"
-	@echo "  one target:   http://localhost$(LISTEN)/probe?target=erp-demo"
-	@echo
-	ERP_DEMO_DB=$(CURDIR)/$(DEMO_DIR)/erp-demo.db exec $(BIN)/erp-exporter \
-	  --config.file=examples/demo.yml --web.listen-address=$(LISTEN)
+# A real Tryton ERP on SQLite (built once, about 30 s), a few logged-in users, then the exporter in the
+# foreground; Ctrl-C stops both.
+demo: venv tryton
+	$(BIN)/python deploy/demo/tryton_demo.py --listen $(LISTEN)
 
 lint: venv
 	$(BIN)/ruff check .

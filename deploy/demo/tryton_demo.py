@@ -1,0 +1,183 @@
+"""The embedded demo (`make demo`): a real Tryton ERP on SQLite, a few logged-in users, and the exporter on it.
+
+Steps, each skipped when its result is already there:
+
+1. the Tryton database `var/demo/tryton/erp_demo.sqlite`: `trytond-admin` activates the modules, then
+   `deploy/tryton/seed.py` adds a company, users, customers, suppliers, goods, sales and purchases
+   (about 30 s on the first run, reused afterwards);
+2. `trytond` on 127.0.0.1 (port 8000 unless --tryton-port), and logins of the demo users over JSON-RPC,
+   so the ERP has sessions to count, and one `trytond-cron --once` so it has scheduler history;
+3. the exporter with `examples/demo.yml` on --listen, in the foreground.
+
+Ctrl-C (or SIGTERM) stops the exporter and trytond. Run it with the exporter's Python; the Tryton tools come
+from the Tryton virtualenv (`.venv-tryton`, built by `make tryton`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+TRYTON_VENV = REPO / ".venv-tryton"
+REQUIREMENTS = REPO / "deploy" / "tryton" / "requirements.txt"
+SEED = REPO / "deploy" / "tryton" / "seed.py"
+DATABASE = "erp_demo"
+MODULES = ("company", "party", "product", "stock", "account", "account_product", "account_invoice", "sale",
+           "purchase", "production")  # fmt: skip
+USERS = ("alice", "bob", "carol", "dave", "erin")
+# Demo-only credentials of a throwaway local database; the exporter never sees the admin password.
+ADMIN_PASSWORD = "Admin-Passw0rd-2024"  # noqa: S105
+USER_PASSWORD = "Demo-Passw0rd-2024"  # noqa: S105
+
+
+def tryton_env() -> dict[str, str]:
+    """Our environment without TRYTON*/PG* variables: they would override the config file."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TRYTON", "PG"))}
+
+
+def run(argv: Sequence[str | Path], log: Path, what: str, env: dict[str, str] | None = None) -> None:
+    with log.open("ab") as out:
+        result = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, timeout=900, check=False)
+    if result.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        sys.exit(f"demo: {what} failed (exit {result.returncode}); the end of {log}:\n{tail}")
+
+
+def build_database(work: Path) -> Path:
+    """Create and seed the demo database once; rebuild it when the Tryton requirements change."""
+    database_file = work / f"{DATABASE}.sqlite"
+    stamp = work / f"{DATABASE}.stamp"
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes() + SEED.read_bytes()).hexdigest()
+    if database_file.exists() and stamp.exists() and stamp.read_text() == wanted:
+        print(f"demo: reusing the Tryton database {database_file}")
+        return database_file
+    started = time.monotonic()
+    print("demo: creating the Tryton database (trytond-admin + seed, about 30 s the first time)...", flush=True)
+    database_file.unlink(missing_ok=True)
+    database_file.touch()  # trytond-admin refuses a SQLite database that does not exist
+    passfile = work / "admin.pass"
+    passfile.write_text(ADMIN_PASSWORD + "\n")
+    passfile.chmod(0o600)
+    log = work / "build.log"
+    config = work / "trytond.conf"
+    run([TRYTON_VENV / "bin" / "trytond-admin", "-c", config, "-d", DATABASE, "--all", "--activate-dependencies",
+         "-u", *MODULES, "--email", "admin@acme.example"],
+        log, "trytond-admin", env={**tryton_env(), "TRYTONPASSFILE": str(passfile)})
+    run([TRYTON_VENV / "bin" / "python", SEED, "--config", config, "--database", DATABASE,
+         "--users", str(len(USERS)), "--password", USER_PASSWORD, "--demo-data"],
+        log, "seed.py", env=tryton_env())
+    stamp.write_text(wanted)
+    print(f"demo: database ready in {time.monotonic() - started:.0f} s")
+    return database_file
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"demo: trytond exited with {process.returncode}")
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    sys.exit(f"demo: trytond did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def log_users_in(port: int) -> None:
+    """A JSON-RPC login per demo user: each leaves an ir_session row, as a real client would."""
+    url = f"http://127.0.0.1:{port}/{DATABASE}/rpc/"
+    for number, login in enumerate(USERS):
+        body = {"id": number, "method": "common.db.login", "params": [login, {"password": USER_PASSWORD}, "en"]}
+        response = requests.post(url, json=body, timeout=30)
+        if response.status_code != 200 or response.json().get("error"):
+            sys.exit(f"demo: login of {login} failed: HTTP {response.status_code} {response.text[:300]}")
+    print(f"demo: logged in {len(USERS)} users ({', '.join(USERS)})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listen", default=":9861", help="the exporter's listen address")
+    parser.add_argument("--tryton-port", type=int, default=8000)
+    parser.add_argument("--work-dir", type=Path, default=REPO / "var" / "demo" / "tryton")
+    parser.add_argument("--config", type=Path, default=REPO / "examples" / "demo.yml")
+    args = parser.parse_args(argv)
+
+    work: Path = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "trytond.conf").write_text(
+        f"[database]\nuri = sqlite://\npath = {work}\n\n[web]\nlisten = 127.0.0.1:{args.tryton_port}\n"
+    )
+    database_file = build_database(work)
+
+    server_log = work / "trytond.log"
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with server_log.open("ab") as out:
+            trytond = subprocess.Popen(
+                [str(TRYTON_VENV / "bin" / "trytond"), "-c", str(work / "trytond.conf"), "-d", DATABASE],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tryton_env(),
+            )
+        processes.append(trytond)
+        wait_for_port(args.tryton_port, trytond)
+        print(f"demo: Tryton answers on http://127.0.0.1:{args.tryton_port}/ (log: {server_log})")
+        log_users_in(args.tryton_port)
+        run([TRYTON_VENV / "bin" / "trytond-cron", "-c", work / "trytond.conf", "-d", DATABASE, "--once"],
+            work / "cron.log", "trytond-cron --once", env=tryton_env())
+        print("demo: ran the Tryton scheduler once (trytond-cron --once)")
+
+        port = args.listen.rsplit(":", 1)[1]
+        print()
+        print(f"erp-exporter is starting on {args.listen} (Ctrl-C stops it and Tryton)")
+        print(f"  metrics:      http://localhost:{port}/metrics")
+        print(f"  status page:  http://localhost:{port}/")
+        print(f"  one target:   http://localhost:{port}/probe?target=erp-demo")
+        print(flush=True)
+        env = {
+            **os.environ,
+            "ERP_DEMO_DB": str(database_file),
+            "ERP_DEMO_TRYTON_URL": f"http://127.0.0.1:{args.tryton_port}",
+            "ERP_DEMO_TRYTON_DATABASE": DATABASE,
+            "ERP_DEMO_TRYTON_PASSWORD": USER_PASSWORD,
+        }
+        exporter = subprocess.Popen(
+            [str(Path(sys.executable).parent / "erp-exporter"), f"--config.file={args.config}",
+             f"--web.listen-address={args.listen}"],
+            env=env,
+        )
+        processes.append(exporter)
+        return exporter.wait()
+    except KeyboardInterrupt:
+        print("\ndemo: stopping", flush=True)
+        return 0
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
