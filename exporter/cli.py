@@ -239,7 +239,10 @@ def serve(args: argparse.Namespace, mask: SecretMask) -> int:
             "version": __version__,
         },
     )
-    stop.wait()
+    # The kernel may deliver a signal to any thread, and Python runs its handler only when the main
+    # thread next executes bytecode: an untimed wait could leave a SIGHUP or SIGTERM pending for ever.
+    while not stop.wait(0.25):
+        pass
     log.info("shutting down")
     server.shutdown()
     server.server_close()

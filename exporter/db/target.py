@@ -215,6 +215,39 @@ class Session:
                 return self._run(sql, params, max_rows)
             raise
 
+    @contextmanager
+    def read_only_transaction(self) -> Iterator[None]:
+        """Run the block's queries in one transaction on this connection; it is rolled back, never committed.
+
+        Where the database supports it the session is read-only (session setup), and so is the transaction.
+        Before it begins, a reused connection is probed (with query()'s one fresh try if the server closed
+        it meanwhile, which cannot be done once steps have run) and the statement timeout is set outside the
+        transaction (PostgreSQL undoes a SET made inside a transaction that is rolled back). Autocommit is
+        restored afterwards; a connection that broke is not touched again: the pool closes it, which ends
+        the transaction without a commit.
+        """
+        if self.lease.reused and self._statements == 0:
+            self.query(session_for(self.dialect).probe_query, max_rows=1)
+        else:
+            self._apply_statement_timeout()
+        raw = self.connection.raw
+        try:
+            raw.autocommit = False
+        except pyodbc.Error as exc:
+            failure = self.database.classify_query_error(exc)
+            self.broken = self.broken or failure.connection_broken
+            raise failure.as_check_error() from None
+        try:
+            yield
+        finally:
+            if not self.broken:
+                try:
+                    raw.rollback()
+                    raw.autocommit = True
+                except pyodbc.Error as exc:
+                    log.debug("ending a read-only transaction failed: %s", type(exc).__name__)
+                    self.broken = True
+
     # -----------------------------------------------------------------------------------------------
 
     def _run(self, sql: str, params: Sequence[Any], max_rows: int) -> QueryResult:
@@ -222,7 +255,8 @@ class Session:
             raise CheckError(ErrorReason.TIMEOUT, "cancelled before the query was sent")
         self._apply_statement_timeout()
         cursor = self.connection.raw.cursor()
-        unregister = self.ctx.cancel.on_cancel(lambda: _cancel_in_background(cursor))
+        cancel_lock = _CursorCancelLock()
+        unregister = self.ctx.cancel.on_cancel(lambda: _cancel_in_background(cursor, cancel_lock))
         try:
             self._statements += 1
             self.database.count_statement()
@@ -242,10 +276,12 @@ class Session:
             raise failure.as_check_error() from None
         finally:
             unregister()
-            try:
-                cursor.close()
-            except pyodbc.Error:
-                self.broken = True
+            with cancel_lock.lock:  # never free the statement while a cancel is using it
+                cancel_lock.closed = True
+                try:
+                    cursor.close()
+                except pyodbc.Error:
+                    self.broken = True
 
     def _apply_statement_timeout(self) -> None:
         """Keep the server-side statement limit equal to this check's timeout (a backstop to cancel)."""
@@ -275,14 +311,31 @@ class Session:
         )
 
 
-def _cancel_in_background(cursor: Any) -> None:
+class _CursorCancelLock:
+    """Orders a cancel against the close of the same cursor.
+
+    SQLCancel racing SQLFreeStmt on one statement handle crashes drivers (the SQLite driver segfaulted when a
+    query ended just as its timeout fired), so the query thread closes the cursor only when no cancel runs,
+    and a cancel that comes after the close does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.closed = False
+
+
+def _cancel_in_background(cursor: Any, cancel_lock: _CursorCancelLock) -> None:
     """cursor.cancel() can itself block (MariaDB opens a KILL connection to a server that may be frozen),
-    so it runs on its own daemon thread that nobody waits for."""
+    so it runs on its own daemon thread that the scheduler does not wait for (a query thread that ends
+    meanwhile waits for it before closing the cursor; if that never comes, the worker is abandoned)."""
 
     def cancel() -> None:
-        try:
-            cursor.cancel()
-        except Exception as exc:
-            log.debug("cursor cancel failed: %s", type(exc).__name__)
+        with cancel_lock.lock:
+            if cancel_lock.closed:
+                return
+            try:
+                cursor.cancel()
+            except Exception as exc:
+                log.debug("cursor cancel failed: %s", type(exc).__name__)
 
     threading.Thread(target=cancel, name="erp-cancel", daemon=True).start()
