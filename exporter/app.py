@@ -7,22 +7,40 @@ the running one, so a broken config never stops monitoring (Prometheus' own relo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.checks.backup import BackupCheck, BackupFormat
 from exporter.checks.base import Check
+from exporter.checks.calendar import CalendarCheck
 from exporter.checks.host import HostCheck
+from exporter.checks.http_transaction import (
+    Credentials,
+    HttpRequest,
+    HttpScenario,
+    HttpTransactionCheck,
+    TlsSettings,
+    TrytonCall,
+)
+from exporter.checks.log_follow import LogCheck, patterns_for
+from exporter.checks.pack import entry_timeouts
 from exporter.checks.process_group import ProcessGroupCheck
 from exporter.checks.registry import CheckRegistry
+from exporter.checks.transactions_metrics import DEFAULT_BUCKETS
 from exporter.config.loader import ConfigError, LoadedConfig, load_config
 from exporter.config.model import (
     DEFAULT_TARGET_CHECKS,
     CheckSettings,
     DbResponseCheckConfig,
+    DbSessionsCheckConfig,
+    HttpTransactionConfig,
+    PackCheckConfig,
     PrivilegesCheckConfig,
     TargetConfig,
+    TrytonTransactionConfig,
 )
 from exporter.config.semantics import effective_interval, effective_timeout
 from exporter.db.connstr import ConnectionSpec
@@ -41,6 +59,7 @@ log = logging.getLogger(__name__)
 _DEFAULT_CHECK_CONFIGS: dict[str, type[CheckSettings]] = {
     "db_response": DbResponseCheckConfig,
     "privileges": PrivilegesCheckConfig,
+    "db_sessions": DbSessionsCheckConfig,
 }
 
 
@@ -85,6 +104,64 @@ def connection_spec(target: TargetConfig, password: str | None, read_timeout: fl
     )
 
 
+def config_relative_path(base_dir: Path, path: str) -> str:
+    """A file name from the config: absolute as it is, relative from the config file's directory."""
+    return os.path.abspath(path if os.path.isabs(path) else os.path.join(base_dir, path))
+
+
+def http_transaction_check(
+    transaction: HttpTransactionConfig, loaded: LoadedConfig, timeout: float
+) -> HttpTransactionCheck:
+    """The check of one `http_transactions` entry, its files resolved and its password filled in."""
+    tls = transaction.tls
+
+    def path(name: str | None) -> str | None:
+        return None if name is None else config_relative_path(loaded.base_dir, name)
+
+    steps: list[TrytonCall | HttpRequest] = []
+    credentials = None
+    database = None
+    if transaction.credentials is not None:
+        password = loaded.http_passwords.get(transaction.name, "")
+        credentials = Credentials(transaction.credentials.username, password)
+    if isinstance(transaction, TrytonTransactionConfig):
+        database = transaction.database
+        steps = [TrytonCall(step.name, step.method, tuple(step.params)) for step in transaction.steps]
+    else:
+        steps = [
+            HttpRequest(
+                name=step.name,
+                method=step.method,
+                path=step.path,
+                body=step.body,
+                json_body=step.json_body,
+                expect_status=step.expect_status,
+                expect_regex=step.expect_regex,
+                expect_json_path=step.expect_json_path,
+            )
+            for step in transaction.steps
+        ]
+    scenario = HttpScenario(
+        transaction=transaction.name,
+        base_url=transaction.base_url,
+        protocol=transaction.protocol,
+        timeout=timeout,
+        step_timeout=min(transaction.step_timeout or timeout, timeout),
+        steps=steps,
+        database=database,
+        credentials=credentials,
+        tls=TlsSettings(
+            verify=tls.verify,
+            ca_file=path(tls.ca_file),
+            cert_file=path(tls.cert_file),
+            key_file=path(tls.key_file),
+            server_name=tls.server_name,
+        ),
+        buckets=tuple(transaction.buckets or DEFAULT_BUCKETS),
+    )
+    return HttpTransactionCheck(f"http_transaction:{transaction.name}", scenario)
+
+
 def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultStore) -> Runtime:
     """Build databases, checks and jobs for a config, without starting anything."""
     config = loaded.config
@@ -116,6 +193,12 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
     for target in config.targets:
         check_settings = target_checks(target)
         longest = max(effective_timeout(c, settings) for c in check_settings)
+        # each audit has its own timeout (60s by default): the connection's read timeout must outlast it
+        audits = [a for (name, _), found in loaded.audits.items() if name == target.name for a in found]
+        longest = max([longest, *(a.timeout for a in audits)])
+        # so has each query of a pack
+        packs = [c for c in check_settings if isinstance(c, PackCheckConfig)]
+        longest = max([longest, *(timeout for entry in packs for timeout in entry_timeouts(entry))])
         spec = connection_spec(target, loaded.passwords.get(target.name), longest + settings.cancel_grace + 5)
         database = TargetDatabase(
             target.name, spec, target.max_connections, Backoff(target.backoff.initial, target.backoff.max)
@@ -123,16 +206,16 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
         databases[target.name] = database
         labels = {**target.labels, "target": target.name}
         for check_config in check_settings:
-            check = registry.build_target_check(check_config, database)
-            add(
-                CheckKey(target.name, check_config.effective_name),
-                check,
-                check_config.kind_name,
-                effective_interval(check_config, settings),
-                effective_timeout(check_config, settings),
-                check_config.series_limit,
-                labels,
-            )
+            for built in registry.build_target_checks(check_config, database, loaded):
+                add(
+                    CheckKey(target.name, built.name),
+                    built.check,
+                    check_config.kind_name,
+                    built.interval or effective_interval(check_config, settings),
+                    built.timeout or effective_timeout(check_config, settings),
+                    check_config.series_limit,
+                    labels,
+                )
 
     if config.host.enabled:
         host = config.host
@@ -161,6 +244,66 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
             min(group.timeout or settings.timeout, interval),
             None,
             {},
+        )
+    for backup in config.backups:
+        add(
+            CheckKey("", f"backup:{backup.name}"),
+            BackupCheck(
+                f"backup:{backup.name}",
+                backup.name,
+                config_relative_path(loaded.base_dir, backup.path),
+                fmt=BackupFormat(backup.format),
+                verify=backup.verify,
+                verify_data=backup.verify_data,
+                max_files_checked=backup.max_files_checked,
+                min_age=backup.min_age,
+                pg_restore=backup.pg_restore,
+            ),
+            "backup",
+            backup.interval,
+            backup.effective_timeout,
+            None,
+            {},
+        )
+    for log_file in config.logs:
+        add(
+            CheckKey("", f"log:{log_file.name}"),
+            LogCheck(
+                f"log:{log_file.name}",
+                log_file.name,
+                config_relative_path(loaded.base_dir, log_file.path),
+                patterns_for(log_file.presets, {p.name: p.regex for p in log_file.patterns}),
+                max_read_bytes=log_file.max_read_bytes,
+                max_line_bytes=log_file.max_line_bytes,
+            ),
+            "log",
+            log_file.interval,
+            min(log_file.timeout or settings.timeout, log_file.interval),
+            None,
+            {},
+        )
+    for calendar in config.calendars:
+        add(
+            CheckKey("", f"calendar:{calendar.name}"),
+            CalendarCheck.from_config(calendar),
+            "calendar",
+            calendar.interval,
+            min(calendar.timeout or settings.timeout, calendar.interval),
+            None,
+            {},
+        )
+
+    for transaction in config.http_transactions:
+        interval = transaction.interval or settings.interval
+        timeout = min(transaction.timeout or settings.timeout, interval)
+        add(
+            CheckKey("", f"http_transaction:{transaction.name}"),
+            http_transaction_check(transaction, loaded, timeout),
+            "http_transaction",
+            interval,
+            timeout,
+            None,
+            dict(transaction.labels),
         )
 
     workers = WorkerPool(settings.workers, settings.abandoned_workers_limit)

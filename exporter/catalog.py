@@ -6,7 +6,7 @@ to it and the live /metrics output within it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exporter.checks.registry import CheckRegistry
 from exporter.metrics import MetricSpec
@@ -20,7 +20,17 @@ class CatalogEntry:
 
 
 def metric_catalog(registry: CheckRegistry) -> list[CatalogEntry]:
-    entries = [CatalogEntry(kind.kind, spec) for kind in registry.kinds() for spec in kind.metrics]
+    """Every metric once, with all the kinds that produce it (transactions come from several)."""
+    sources: dict[str, list[str]] = {}
+    specs: dict[str, MetricSpec] = {}
+    for kind in registry.kinds():
+        for spec in kind.metrics:
+            known = specs.setdefault(spec.name, spec)
+            extra = tuple(label for label in spec.labels if label not in known.labels)
+            if extra:  # a kind may add labels (packs add `pack`): list every label the metric can carry
+                specs[spec.name] = replace(known, labels=known.labels + extra)
+            sources.setdefault(spec.name, []).append(kind.kind)
+    entries = [CatalogEntry(", ".join(sources[name]), spec) for name, spec in specs.items()]
     entries += [CatalogEntry("every check", spec) for spec in CHECK_METRICS]
     entries += [CatalogEntry("exporter", spec) for spec in EXPORTER_METRICS]
     return entries

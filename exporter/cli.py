@@ -4,6 +4,7 @@ erp-exporter [--config.file=erp-exporter.yml] [--web.listen-address=:9861] [--we
              [--log.level=info] [--log.format=logfmt|json]
 erp-exporter check-config   validate the config (exit 0, or 2 with file:line: key: message lines)
 erp-exporter once           run every check once, print a table (exit 1 if any check failed)
+erp-exporter audit NAME     run one audit once and print its count, owner and sample keys [--target T]
 erp-exporter schema         print the JSON Schema of the config file
 erp-exporter --version
 """
@@ -24,7 +25,9 @@ from types import FrameType
 
 from exporter import __version__
 from exporter.app import App, build_runtime
+from exporter.audits.command import audit_table, run_audit
 from exporter.catalog import catalog_markdown
+from exporter.checks.audits import audit_reports
 from exporter.checks.builtin import default_registry
 from exporter.config.loader import ConfigError, load_config
 from exporter.config.schema import config_json_schema
@@ -101,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         _common_flags(sub, suppress=True)
         if name == "once":
             sub.add_argument("--show-metrics", action="store_true", help="also print the metrics produced")
+    audit = commands.add_parser("audit", help="run one data-governance audit once and print what it found")
+    _common_flags(audit, suppress=True)
+    audit.add_argument("name", help="the audit's name")
+    audit.add_argument("--target", default=None, help="the target to run it on (when several targets run it)")
     return parser
 
 
@@ -118,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(Path(args.config_file), args.web_config_file)
     if args.command == "once":
         return run_once(Path(args.config_file), mask, args.show_metrics)
+    if args.command == "audit":
+        return audit_once(Path(args.config_file), args.name, args.target, mask)
     return serve(args, mask)
 
 
@@ -137,6 +146,17 @@ def check_config(path: Path, web_config_file: str) -> int:
         f"{len(config.process_groups)} process groups)"
     )
     return EXIT_OK
+
+
+def audit_once(path: Path, name: str, target: str | None, mask: SecretMask) -> int:
+    """Run one audit against its target: exit 0, 1 if its query failed, 2 for config errors."""
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    mask.update(loaded.secrets())
+    return run_audit(loaded, name, target, sys.stdout, sys.stderr, mask.apply)
 
 
 def _plural(count: int, word: str) -> str:
@@ -181,6 +201,11 @@ def run_once(path: Path, mask: SecretMask, show_metrics: bool) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    audit_lines = audit_table(audit_reports(runtime.checks))
+    if audit_lines:
+        print()
+        for line in audit_lines:
+            print(mask.apply(line))
     if show_metrics:
         print()
         for metric in to_client_metrics(families_for(states, time.monotonic())):

@@ -112,7 +112,10 @@ BAD_CONFIGS = [
         """\
         scrape_configs: []
         """,
-        ["erp-exporter.yml:1: scrape_configs: unknown key (allowed: global, host, process_groups, targets)"],
+        [
+            "erp-exporter.yml:1: scrape_configs: unknown key (allowed: backups, calendars, global, host, "
+            "http_transactions, logs, process_groups, targets)"
+        ],
         id="unknown-top-level-key-lists-allowed",
     ),
     pytest.param(
@@ -124,7 +127,8 @@ BAD_CONFIGS = [
               - kind: db_ping
         """,
         ["erp-exporter.yml:5: targets[0].checks[0].kind: unknown check kind 'db_ping'; "
-         "expected one of: db_response, privileges"],
+         "expected one of: db_response, privileges, db_sessions, audits, sql_transaction, pack, db_activity, db_size, "
+         "db_maintenance, replication"],
         id="check-kind-unknown",
     ),
     pytest.param(
@@ -136,7 +140,8 @@ BAD_CONFIGS = [
               - interval: 30s
         """,
         ["erp-exporter.yml:5: targets[0].checks[0].kind: required key is missing; "
-         "expected one of: db_response, privileges"],
+         "expected one of: db_response, privileges, db_sessions, audits, sql_transaction, pack, db_activity, db_size, "
+         "db_maintenance, replication"],
         id="check-kind-missing",
     ),
     pytest.param(
@@ -556,7 +561,8 @@ def test_every_model_error_is_reported_sorted_by_line() -> None:
         "erp-exporter.yml:3: global.workers: must be at least 1, got 0",
         "erp-exporter.yml:7: targets[0].max_connections: must be at least 1, got 0",
         "erp-exporter.yml:9: targets[0].checks[0].kind: unknown check kind 'nope'; "
-        "expected one of: db_response, privileges",
+        "expected one of: db_response, privileges, db_sessions, audits, sql_transaction, pack, db_activity, db_size, "
+         "db_maintenance, replication",
         "erp-exporter.yml:11: process_groups[0].name: required key is missing",
         "erp-exporter.yml:11: process_groups[0].nme: unknown key (did you mean 'name'?)",
     ]

@@ -97,9 +97,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     sys.exit(f"demo: trytond did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
-def log_users_in(port: int) -> None:
+def log_users_in(port: int, database: str = DATABASE) -> None:
     """A JSON-RPC login per demo user: each leaves an ir_session row, as a real client would."""
-    url = f"http://127.0.0.1:{port}/{DATABASE}/rpc/"
+    url = f"http://127.0.0.1:{port}/{database}/rpc/"
     for number, login in enumerate(USERS):
         body = {"id": number, "method": "common.db.login", "params": [login, {"password": USER_PASSWORD}, "en"]}
         response = requests.post(url, json=body, timeout=30)
@@ -114,14 +114,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tryton-port", type=int, default=8000)
     parser.add_argument("--work-dir", type=Path, default=REPO / "var" / "demo" / "tryton")
     parser.add_argument("--config", type=Path, default=REPO / "examples" / "demo.yml")
+    parser.add_argument("--database", type=Path, default=None,
+                        help="an existing seeded Tryton SQLite database file to serve instead of building the "
+                             "demo one (its name is the file name without .sqlite; users as seed.py makes them)")
     args = parser.parse_args(argv)
 
     work: Path = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    database_dir = args.database.resolve().parent if args.database else work
     (work / "trytond.conf").write_text(
-        f"[database]\nuri = sqlite://\npath = {work}\n\n[web]\nlisten = 127.0.0.1:{args.tryton_port}\n"
+        f"[database]\nuri = sqlite://\npath = {database_dir}\n\n[web]\nlisten = 127.0.0.1:{args.tryton_port}\n"
     )
-    database_file = build_database(work)
+    database_file = args.database.resolve() if args.database else build_database(work)
+    database = database_file.stem
 
     server_log = work / "trytond.log"
     processes: list[subprocess.Popen[bytes]] = []
@@ -133,14 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with server_log.open("ab") as out:
             trytond = subprocess.Popen(
-                [str(TRYTON_VENV / "bin" / "trytond"), "-c", str(work / "trytond.conf"), "-d", DATABASE],
+                [str(TRYTON_VENV / "bin" / "trytond"), "-c", str(work / "trytond.conf"), "-d", database],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tryton_env(),
             )
         processes.append(trytond)
         wait_for_port(args.tryton_port, trytond)
         print(f"demo: Tryton answers on http://127.0.0.1:{args.tryton_port}/ (log: {server_log})")
-        log_users_in(args.tryton_port)
-        run([TRYTON_VENV / "bin" / "trytond-cron", "-c", work / "trytond.conf", "-d", DATABASE, "--once"],
+        log_users_in(args.tryton_port, database)
+        run([TRYTON_VENV / "bin" / "trytond-cron", "-c", work / "trytond.conf", "-d", database, "--once"],
             work / "cron.log", "trytond-cron --once", env=tryton_env())
         print("demo: ran the Tryton scheduler once (trytond-cron --once)")
 
@@ -155,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **os.environ,
             "ERP_DEMO_DB": str(database_file),
             "ERP_DEMO_TRYTON_URL": f"http://127.0.0.1:{args.tryton_port}",
-            "ERP_DEMO_TRYTON_DATABASE": DATABASE,
+            "ERP_DEMO_TRYTON_DATABASE": database,
             "ERP_DEMO_TRYTON_PASSWORD": USER_PASSWORD,
         }
         exporter = subprocess.Popen(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from exporter.checks.base import Check
+from exporter.config.loader import LoadedConfig
 from exporter.config.model import CheckSettings
 from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricSpec
@@ -18,10 +19,26 @@ TargetCheckBuilder = Callable[[CheckSettings, TargetDatabase], Check]
 
 
 @dataclass(frozen=True)
+class ScheduledCheck:
+    """One check a config entry yields; interval and timeout None mean the entry's effective ones."""
+
+    name: str
+    check: Check
+    interval: float | None = None
+    timeout: float | None = None
+
+
+# One config entry -> several checks, each with its own name and schedule (e.g. one per audit). The
+# LoadedConfig carries what was resolved from outside the file when the config was loaded.
+TargetChecksBuilder = Callable[[CheckSettings, TargetDatabase, LoadedConfig], list[ScheduledCheck]]
+
+
+@dataclass(frozen=True)
 class CheckKind:
     kind: str
     metrics: tuple[MetricSpec, ...]
     build_for_target: TargetCheckBuilder | None = None  # None: not configured under targets[].checks
+    build_many_for_target: TargetChecksBuilder | None = None  # instead of build_for_target
 
 
 class CheckRegistry:
@@ -38,6 +55,15 @@ class CheckRegistry:
         if kind is None or kind.build_for_target is None:
             raise KeyError(f"no target check kind {settings.kind_name!r}")
         return kind.build_for_target(settings, database)
+
+    def build_target_checks(
+        self, settings: CheckSettings, database: TargetDatabase, loaded: LoadedConfig
+    ) -> list[ScheduledCheck]:
+        """The checks one entry of targets[].checks yields: one, or several for a build_many kind."""
+        kind = self._kinds.get(settings.kind_name)
+        if kind is not None and kind.build_many_for_target is not None:
+            return kind.build_many_for_target(settings, database, loaded)
+        return [ScheduledCheck(settings.effective_name, self.build_target_check(settings, database))]
 
     def kinds(self) -> Iterator[CheckKind]:
         return iter(self._kinds.values())

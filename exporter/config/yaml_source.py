@@ -224,6 +224,9 @@ class _Builder:
         except yaml.YAMLError:
             self.issue(node, path, f"unsupported YAML tag {_short_tag(node.tag)}")
             return None
+        except ValueError as exc:  # YAML reads 2025-02-30 as a timestamp, and that day does not exist
+            self.issue(node, path, f"{node.value!r} is not a valid date: {exc}")
+            return None
         finally:
             loader.dispose()
         if expand and self.expand_env and isinstance(value, str):

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.app import App
+from exporter.checks.audits import audit_reports
 from exporter.exposition import CONTENT_TYPE, Rendered
 from exporter.http.status_page import StatusView, render_status_page
 from exporter.http.web_config import BasicAuth, WebConfig, client_san_allowed, ssl_context
@@ -224,6 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             config_file=str(app.config_path),
             now_monotonic=time.monotonic(),
             labels={t.name: dict(t.labels) for t in runtime.loaded.config.targets} if runtime else {},
+            audits=audit_reports(runtime.checks) if runtime else [],
         )
         body = render_status_page(view, app.mask.apply).encode("utf-8")
         self._send(HTTPStatus.OK, "text/html; charset=utf-8", body)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 from exporter import __version__
+from exporter.checks.audits import AuditReport
 from exporter.db.target import TargetDatabase
 from exporter.store import CheckState
 
@@ -24,6 +25,7 @@ class StatusView:
     config_file: str
     now_monotonic: float
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # target name -> static labels
+    audits: list[AuditReport] = field(default_factory=list)  # data-governance audits and their samples
 
 
 def _value(state: CheckState | None, metric: str) -> float | None:
@@ -94,6 +96,38 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
         generated=escape(time.strftime("%Y-%m-%d %H:%M:%S %Z")),
         targets="\n".join(rows_targets) or "<tr><td colspan=6>no targets configured</td></tr>",
         checks="\n".join(rows_checks) or "<tr><td colspan=9>no checks</td></tr>",
+        audits=_audits_section(view.audits, mask),
+    )
+
+
+def _audits_section(reports: list[AuditReport], mask: Callable[[str], str]) -> str:
+    """Each audit with its owner, count and up to 20 keys of offending records (never labels: only here)."""
+    if not reports:
+        return ""
+    rows = []
+    for report in reports:
+        audit, result = report.audit, report.result
+        if result is None:
+            count, css, keys = "not yet run", "", ""
+        else:
+            count = str(result.count)
+            css = "bad" if result.count > audit.warning else "ok"
+            shown = "".join(f"<li>{escape(mask(key))}</li>" for key in result.samples)
+            more = result.count - len(result.samples)
+            tail = f"<li>... and {more} more</li>" if more > 0 else ""
+            keys = f"<ul>{shown}{tail}</ul>" if shown else ""
+        rows.append(
+            "<tr>"
+            f"<td>{escape(mask(report.target))}</td><td>{escape(audit.name)}</td>"
+            f"<td>{escape(audit.owner)}</td><td>{audit.support_line}</td><td>{escape(audit.severity)}</td>"
+            f"<td class='{css}'>{escape(count)}</td><td>{audit.warning:g} / {audit.critical:g}</td>"
+            f"<td>{escape(audit.description)}</td><td>{keys}</td>"
+            "</tr>"
+        )
+    return (
+        "<h2>Audits</h2>\n<table><tr><th>target</th><th>audit</th><th>owner</th><th>support line</th>"
+        "<th>severity</th><th>violations</th><th>warning / critical above</th><th>what it finds</th>"
+        "<th>sample keys (up to 20)</th></tr>\n" + "\n".join(rows) + "\n</table>\n"
     )
 
 
@@ -123,7 +157,7 @@ code {{ font-size: 0.85em; }}
 <th>duration</th><th>series</th><th>last error</th></tr>
 {checks}
 </table>
-</body></html>
+{audits}</body></html>
 """
 
 

@@ -1,0 +1,1 @@
+"""Data-governance audits: SQL written by data owners, a violation count per audit, sample keys for humans."""

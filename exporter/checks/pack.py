@@ -1,0 +1,310 @@
+"""ERP pack checks: one check per query of a pack (exporter/packs/), named `<pack>/<query>`.
+
+A `metrics` query maps value columns to gauges or counters, one series per row, labelled by label columns
+and `pack`. A `job_log` query reads the jobs the ERP finished since a watermark and turns each into one
+observation of erp_transaction_duration_seconds{source="job_log"} (and a failure count when it failed).
+
+How a job is counted exactly once (JobLogCheck):
+
+* the watermark is the newest `finished_at` seen, plus the ids of the rows finished exactly then; the
+  query asks for rows with finished_at >= watermark, and rows at the watermark whose id was already seen
+  are skipped, so several jobs finishing in the same second (ERPs often store whole seconds) are each
+  counted once, even when they are committed in different rounds;
+* rows come back ordered by finished_at; when a round is cut at the row limit, the watermark only moves to
+  the newest row read, so the rest comes in the next round;
+* a new check (exporter start, restart, reload) first *primes*: it reads the jobs finished in the last hour
+  and only marks them seen, so history is never counted again and counters start at 0;
+* the new watermark and the counts are applied together at the end of a successful run: a run that fails
+  or times out changes nothing, and its jobs are counted by the next run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from exporter.checks import transactions_metrics as tm
+from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import ScheduledCheck
+from exporter.config.loader import LoadedConfig
+from exporter.config.model import CheckSettings, PackCheckConfig
+from exporter.db.target import QueryResult, TargetDatabase
+from exporter.metrics import MetricFamily, MetricSpec, ValueConversionError, to_float
+from exporter.packs.loader import JOB_LOG_SPECS, PACK_LABEL, load_pack, query_metric_specs, selected_queries
+from exporter.packs.model import SINCE, Pack, PackQuery, render_sql
+
+SOURCE = "job_log"
+FAILED_REASON = "job_failed"
+OTHER_TRANSACTION = "_other"  # the label of jobs beyond a query's max_transactions
+PRIME_LOOKBACK = 3600.0  # seconds of history a new check reads to find the newest finished job
+MAX_JOB_ROWS = 10_000  # rows per round; more are read in the next round
+
+
+def _sql_for(pack: str, query: PackQuery, dialect: str) -> str:
+    sql: str | None = getattr(query.sql, dialect, None)
+    if sql is None:
+        has = ", ".join(name for name, _ in query.sql.items())
+        message = f"pack '{pack}' query '{query.name}' has no SQL for {dialect} (it has: {has})"
+        raise CheckError(ErrorReason.QUERY, message)
+    return sql
+
+
+def require_columns(pack: str, query: PackQuery, result: QueryResult) -> None:
+    """Fail the check when the result lacks a column the query must return."""
+    returned = [column.lower() for column in result.columns]
+    for column in query.columns:
+        if column not in returned:
+            raise CheckError(
+                ErrorReason.QUERY,
+                f"pack '{pack}' query '{query.name}' returned no column '{column}' "
+                f"(it returned: {', '.join(returned) or 'nothing'})",
+            )
+
+
+def _label_value(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def rows_to_families(
+    pack_label: str, query: PackQuery, specs: Sequence[MetricSpec], rows: Iterable[dict[str, Any]]
+) -> list[MetricFamily]:
+    """One family per metric of the query, one series per row (pure: rows in, samples out)."""
+    families = [spec.family() for spec in specs]
+    for row in rows:
+        for metric, family in zip(query.metrics, families, strict=True):
+            labels = {label: _label_value(row[label]) for label in metric.labels}
+            family.add_raw(row[metric.value], **labels, **{PACK_LABEL: pack_label})
+    return families
+
+
+class PackQueryCheck(BaseCheck):
+    """A `metrics` query of a pack."""
+
+    kind: ClassVar[str] = "pack"
+
+    def __init__(
+        self, name: str, database: TargetDatabase, pack_label: str, query: PackQuery, params: dict[str, int | float]
+    ) -> None:
+        super().__init__(name)
+        self._database = database
+        self._pack = pack_label
+        self._query = query
+        self._params = dict(params)
+        self._specs = query_metric_specs(query)
+
+    def run(self, ctx: RunContext) -> list[MetricFamily]:
+        with self._database.session(ctx) as session:
+            sql = render_sql(_sql_for(self._pack, self._query, session.dialect.value), self._params)
+            result = session.query(sql)
+        require_columns(self._pack, self._query, result)
+        return rows_to_families(self._pack, self._query, self._specs, result.dicts())
+
+
+# ---------------------------------------------------------------------------------------------------
+# job_log
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One finished job as the job_log query returns it."""
+
+    id: str
+    job: str
+    finished_at: float  # seconds since the Unix epoch (UTC)
+    duration_seconds: float | None
+    success: bool
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The newest finished_at read, and the ids of the rows finished exactly then."""
+
+    finished_at: float
+    ids: frozenset[str] = frozenset()
+
+
+def _timestamp(value: object) -> float | None:
+    if isinstance(value, datetime.datetime):  # a driver that returns the timestamp itself: naive means UTC
+        stamp = value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
+        return stamp.timestamp()
+    return to_float(value)
+
+
+def parse_job_rows(pack: str, query: PackQuery, rows: Iterable[dict[str, Any]]) -> list[JobRun]:
+    """Rows of a job_log result as JobRuns; rows without finished_at (not finished) are left out."""
+    runs: list[JobRun] = []
+    for row in rows:
+        try:
+            finished_at = _timestamp(row["finished_at"])
+            duration = to_float(row["duration_seconds"])
+            success = to_float(row["success"])
+        except ValueConversionError as exc:
+            raise CheckError(
+                ErrorReason.QUERY, f"pack '{pack}' query '{query.name}' returned a value that is not a number: {exc}"
+            ) from None
+        if finished_at is None or row["id"] is None:
+            continue
+        job = _label_value(row["job"]) or "unknown"
+        duration = None if duration is None else max(0.0, duration)
+        runs.append(JobRun(str(row["id"]), job, finished_at, duration, bool(success)))
+    return runs
+
+
+def advance(runs: Sequence[JobRun], watermark: Watermark) -> tuple[list[JobRun], Watermark]:
+    """The runs not counted yet, and the watermark after them (pure).
+
+    A run is new when it finished after the watermark, or exactly at it with an id not seen at it. Runs
+    that finished before the watermark were counted already (the SQL may return some: its bound may be
+    coarser than the watermark).
+    """
+    current = [run for run in runs if run.finished_at >= watermark.finished_at]
+    new = [
+        run for run in current if run.finished_at > watermark.finished_at or run.id not in watermark.ids
+    ]
+    new.sort(key=lambda run: (run.finished_at, run.id))
+    if not current:
+        return new, watermark
+    newest = max(run.finished_at for run in current)
+    at_newest = {run.id for run in current if run.finished_at == newest}
+    if newest == watermark.finished_at:
+        at_newest |= watermark.ids
+    return new, Watermark(newest, frozenset(at_newest))
+
+
+def _utc_now() -> float:
+    return time.time()
+
+
+class JobLogCheck(BaseCheck):
+    """A `job_log` query of a pack: finished jobs as transaction durations and failures, each counted once."""
+
+    kind: ClassVar[str] = "pack"
+
+    def __init__(
+        self,
+        name: str,
+        database: TargetDatabase,
+        pack_label: str,
+        query: PackQuery,
+        params: dict[str, int | float],
+        buckets: Sequence[float] | None = None,
+        clock: Callable[[], float] = _utc_now,
+        prime_lookback: float = PRIME_LOOKBACK,
+        max_rows: int = MAX_JOB_ROWS,
+    ) -> None:
+        super().__init__(name)
+        self._database = database
+        self._pack = pack_label
+        self._query = query
+        self._params = dict(params)
+        self._clock = clock
+        self._prime_lookback = prime_lookback
+        self._max_rows = max_rows
+        self._lock = threading.Lock()
+        self._watermark: Watermark | None = None  # None: not primed yet
+        self._durations = tm.HistogramAccumulator(buckets if buckets is not None else tm.DEFAULT_BUCKETS)
+        self._failures = tm.CounterAccumulator()
+        self._last_success: dict[str, float] = {}
+        self._transactions: set[str] = set()
+
+    @property
+    def watermark(self) -> Watermark | None:
+        with self._lock:
+            return self._watermark
+
+    def run(self, ctx: RunContext) -> list[MetricFamily]:
+        with self._lock:
+            watermark = self._watermark
+        priming = watermark is None
+        if watermark is None:
+            watermark = Watermark(self._clock() - self._prime_lookback)
+        with self._database.session(ctx) as session:
+            template = _sql_for(self._pack, self._query, session.dialect.value)
+            sql = render_sql(template, {**self._params, SINCE: watermark.finished_at})
+            result = session.query(sql, max_rows=self._max_rows)
+        require_columns(self._pack, self._query, result)
+        runs = parse_job_rows(self._pack, self._query, result.dicts())
+        new, next_watermark = advance(runs, watermark)
+        if ctx.cancel.cancelled:
+            raise CheckError(ErrorReason.TIMEOUT, "cancelled before the jobs were counted")
+        with self._lock:
+            if self._watermark != (None if priming else watermark):
+                raise CheckError(ErrorReason.OTHER, "another run of this check counted these jobs meanwhile")
+            for run in new:
+                self._record(run, count=not priming)
+            self._watermark = next_watermark
+        return self._families()
+
+    def _record(self, run: JobRun, count: bool) -> None:
+        """Count one finished job (priming only learns its name and last success)."""
+        transaction = self._transaction_label(run.job)
+        labels = {"transaction": transaction, "source": SOURCE, PACK_LABEL: self._pack}
+        self._failures.inc({**labels, "reason": FAILED_REASON}, 0.0)
+        if run.success:
+            self._last_success[transaction] = max(self._last_success.get(transaction, 0.0), run.finished_at)
+        if not count:
+            return
+        if run.duration_seconds is not None:
+            self._durations.observe(labels, run.duration_seconds)
+        if not run.success:
+            self._failures.inc({**labels, "reason": FAILED_REASON})
+
+    def _transaction_label(self, job: str) -> str:
+        if job in self._transactions:
+            return job
+        if len(self._transactions) < self._query.max_transactions:
+            self._transactions.add(job)
+            return job
+        return OTHER_TRANSACTION
+
+    def _families(self) -> list[MetricFamily]:
+        duration_spec, failures_spec, last_success_spec = JOB_LOG_SPECS
+        last_success = last_success_spec.family()
+        with self._lock:
+            stamps = sorted(self._last_success.items())
+        for transaction, stamp in stamps:
+            last_success.add(stamp, transaction=transaction, source=SOURCE, **{PACK_LABEL: self._pack})
+        return [self._durations.family(duration_spec), self._failures.family(failures_spec), last_success]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building the checks of a config entry
+
+
+def query_schedule(entry: PackCheckConfig, query: PackQuery) -> tuple[float, float]:
+    """(interval, timeout) of one query's check: the entry's when set, else the query's own."""
+    interval = entry.interval if entry.interval is not None else query.interval
+    timeout = entry.timeout if entry.timeout is not None else query.timeout
+    return interval, min(timeout, interval)
+
+
+def entry_timeouts(entry: PackCheckConfig) -> list[float]:
+    """The timeouts of the checks an entry yields (the connection's read timeout must outlast them)."""
+    pack = entry.resolved_pack
+    if pack is None:
+        return [] if entry.timeout is None else [entry.timeout]
+    return [query_schedule(entry, query)[1] for query in selected_queries(entry, pack)]
+
+
+def build_pack_checks(settings: CheckSettings, database: TargetDatabase, loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """One check per selected query of the entry's pack, named `<pack>/<query>`."""
+    assert isinstance(settings, PackCheckConfig)
+    pack: Pack = settings.resolved_pack or load_pack(settings.pack, loaded.base_dir)
+    label = settings.name or pack.name
+    params = {**pack.defaults(), **settings.params}
+    checks: list[ScheduledCheck] = []
+    for query in selected_queries(settings, pack):
+        name = f"{label}/{query.name}"
+        interval, timeout = query_schedule(settings, query)
+        check: PackQueryCheck | JobLogCheck
+        if query.kind == "job_log":
+            buckets = settings.buckets if settings.buckets is not None else query.buckets
+            check = JobLogCheck(name, database, label, query, params, buckets)
+        else:
+            check = PackQueryCheck(name, database, label, query, params)
+        checks.append(ScheduledCheck(name, check, interval, timeout))
+    return checks
