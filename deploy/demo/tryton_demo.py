@@ -20,10 +20,12 @@ import hashlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from types import FrameType
 
@@ -79,9 +81,21 @@ def build_database(work: Path) -> Path:
     run([TRYTON_VENV / "bin" / "python", SEED, "--config", config, "--database", DATABASE,
          "--users", str(len(USERS)), "--password", USER_PASSWORD, "--demo-data"],
         log, "seed.py", env=tryton_env())
+    age_demo_data(database_file)
     stamp.write_text(wanted)
     print(f"demo: database ready in {time.monotonic() - started:.0f} s")
     return database_file
+
+
+def age_demo_data(database_file: Path) -> None:
+    """Move the seeded documents back in time, so the data-governance audits have findings to show:
+    quotations and drafts from 40 days ago (stale) and confirmed sales from 10 days ago (not shipped)."""
+    with closing(sqlite3.connect(database_file)) as db, db:
+        db.execute("UPDATE sale_sale SET quotation_date = date('now', '-40 days') WHERE state = 'quotation'")
+        db.execute("UPDATE sale_sale SET create_date = datetime('now', '-40 days') WHERE state = 'draft'")
+        db.execute(
+            "UPDATE sale_sale SET sale_date = date('now', '-10 days') WHERE state IN ('confirmed', 'processing')"
+        )
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
