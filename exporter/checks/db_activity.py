@@ -2,7 +2,9 @@
 
 One statement per run, built in per dialect. Scope: the sessions of the target's own database (the
 database the connection opened; on MariaDB/MySQL without a default database, the whole server), never
-the exporter's own session, never idle sessions.
+the session the check runs on, never idle sessions (idle in transaction included: they run nothing; the
+db_sessions check counts them). The exporter's other sessions do count: a slow audit is a long query too.
+A blocked session waits for a heavyweight lock (row, table, transaction, advisory) another session holds.
 
 * PostgreSQL: `pg_stat_activity` (client backends in state `active` or `fastpath function call`) and
   `pg_locks` (locks not granted; the wait time comes from `pg_locks.waitstart`, PostgreSQL 14 and later;
@@ -13,7 +15,8 @@ the exporter's own session, never idle sessions.
   `information_schema.INNODB_TRX` (transactions in `LOCK WAIT`; `trx_wait_started`, whole seconds). The
   login needs the `PROCESS` privilege: without it PROCESSLIST shows only its own sessions and INNODB_TRX
   is refused. Metadata-lock waits (a DDL waiting for a table) are not InnoDB lock waits and are not
-  counted as blocked.
+  counted as blocked. The server refreshes its copy of INNODB_TRX only when it was last read more than
+  0.1 s before, so the lock waits can be that much behind.
 * SQLite has no sessions: the check publishes nothing there.
 
 When no query runs, the oldest query age is 0; when no session waits, the longest wait is 0.
