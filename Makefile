@@ -13,6 +13,7 @@ STAMP := $(VENV)/.installed
 TRYTON_VENV := .venv-tryton
 TRYTON_STAMP := $(TRYTON_VENV)/.installed
 LISTEN ?= :9861
+TRYTON_PORT ?= 8000
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # unixODBC and the Debian ODBC drivers; the database servers the tests start privately;
@@ -58,7 +59,7 @@ tryton: system-packages $(TRYTON_STAMP)
 # A real Tryton ERP on SQLite (built once, about 30 s), a few logged-in users, then the exporter in the
 # foreground; Ctrl-C stops both.
 demo: venv tryton
-	$(BIN)/python deploy/demo/tryton_demo.py --listen $(LISTEN)
+	$(BIN)/python deploy/demo/tryton_demo.py --listen $(LISTEN) --tryton-port $(TRYTON_PORT)
 
 lint: venv
 	$(BIN)/ruff check .
