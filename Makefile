@@ -23,11 +23,13 @@ APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 	prometheus prometheus-alertmanager \
 	python3-venv openssl procps
 
-.PHONY: help demo test lint typecheck unit system-packages venv tryton clean
+.PHONY: help demo test lint typecheck unit system-packages venv tryton dashboards rules clean
 
 help:
 	@echo "make demo    install, start a demo Tryton ERP, run the exporter on it on $(LISTEN)"
 	@echo "make test    install, then ruff, mypy and the whole pytest suite"
+	@echo "make rules   regenerate alert_rules/*.rules.yml and the runbook index from alert_rules/thresholds.yml"
+	@echo "make dashboards  regenerate grafana_dashboards/*.json (after changing thresholds or rules)"
 
 system-packages:
 	@missing=""; \
@@ -71,6 +73,12 @@ unit: venv tryton
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+rules: venv
+	$(BIN)/python tools/gen_alert_rules.py
+
+dashboards: venv
+	$(BIN)/python tools/gen_dashboards.py
 
 clean:
 	rm -rf $(VENV) $(TRYTON_VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -281,9 +281,9 @@ class Builder:
                 )
             """), cal=self.calendar, days=days_before)),
             ("erp:audit_violations:sum_by_owner",
-             "sum by (job, instance, target, owner, category) (erp_audit_violations)"),
+             "sum without (audit, severity, support_line) (erp_audit_violations)"),
             ("erp:audits_breaching:count_by_owner", promql("""
-                count by (job, instance, target, owner, category) (
+                count without (audit, severity, support_line) (
                   erp_audit_violations
                   > on (job, instance, target, audit) group_left ()
                   erp_audit_warning_threshold
