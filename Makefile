@@ -23,10 +23,11 @@ APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 	prometheus prometheus-alertmanager \
 	python3-venv openssl procps
 
-.PHONY: help demo test lint typecheck unit system-packages venv tryton dashboards rules clean
+.PHONY: help demo stack test lint typecheck unit system-packages venv tryton dashboards rules clean
 
 help:
 	@echo "make demo    install, start a demo Tryton ERP, run the exporter on it on $(LISTEN)"
+	@echo "make stack   the demo plus Prometheus and Alertmanager on loopback (no Docker)"
 	@echo "make test    install, then ruff, mypy and the whole pytest suite"
 	@echo "make rules   regenerate alert_rules/*.rules.yml and the runbook index from alert_rules/thresholds.yml"
 	@echo "make dashboards  regenerate grafana_dashboards/*.json (after changing thresholds or rules)"
@@ -62,6 +63,12 @@ tryton: system-packages $(TRYTON_STAMP)
 # foreground; Ctrl-C stops both.
 demo: venv tryton
 	$(BIN)/python deploy/demo/tryton_demo.py --listen $(LISTEN) --tryton-port $(TRYTON_PORT)
+
+# The demo ERP + exporter, Debian's Prometheus and Alertmanager, all on loopback, no Docker; URLs printed,
+# Ctrl-C stops everything. Other ports: make stack STACK_ARGS="--prometheus-port 19090 --exporter-port 19861"
+STACK_ARGS ?=
+stack: venv tryton
+	$(BIN)/python deploy/stack/run_stack.py $(STACK_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -63,7 +63,7 @@ def closing(period: str = "close", calendar: str = "erp") -> str:
 
 
 def to_close(period: str = "close", calendar: str = "erp") -> str:
-    return f'erp_calendar_business_days_to_close{{calendar="{calendar}",period="{period}"}}'
+    return f'erp_calendar_workdays_to_close{{calendar="{calendar}",period="{period}"}}'
 
 
 def business_day(calendar: str = "erp") -> str:
@@ -727,5 +727,5 @@ def test_calendar_check_runs_in_the_app_and_is_served_on_metrics(tmp_path: Path)
         assert running.value("erp_calendar_holiday", calendar="ops") == 0.0
         assert running.value("erp_calendar_closing_period", calendar="ops", period="migration") == 0.0
         assert running.value("erp_calendar_month_end_close", calendar="ops") == 0.0
-        assert running.value("erp_calendar_business_days_to_close", calendar="ops") is None
+        assert running.value("erp_calendar_workdays_to_close", calendar="ops") is None
         assert running.value("erp_check_success", check="calendar:ops") == 1.0

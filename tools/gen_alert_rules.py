@@ -277,7 +277,7 @@ class Builder:
                 max(
                   erp_calendar_month_end_close@cal@
                   or
-                  (min(erp_calendar_business_days_to_close@cal@) <= bool @days@)
+                  (min(erp_calendar_workdays_to_close@cal@) <= bool @days@)
                 )
             """), cal=self.calendar, days=days_before)),
             ("erp:audit_violations:sum_by_owner",

@@ -573,7 +573,7 @@ def month_end(limits: Limits) -> dict[str, Any]:
                                 "{{calendar}}: {{period}}")], closing, Steps(GREEN, ((1, ORANGE),)), width=12)
     board.stat("Business days to the next close", f"0 while a period is on; the month-end early warning opens "
                f"{days_before} business days before (month_end.days_before_close).", "none",
-               [Query(f"min by (calendar, period) ({sel('erp_calendar_business_days_to_close', calendar)})",
+               [Query(f"min by (calendar, period) ({sel('erp_calendar_workdays_to_close', calendar)})",
                       "{{calendar}}: {{period}}")], Steps(ORANGE, ((days_before + 1, GREEN),)), width=6, height=6)
     board.stat("Month-end window", "1 while a close is on or starts within the early-warning window "
                "(recording rule erp:month_end_window:active).", "none",

@@ -10,7 +10,7 @@ the Unix epoch, `time.time` by default) so tests can put the check at any instan
   holiday; `erp_calendar_holiday` is 1 when today is a public or extra holiday, whatever its weekday;
 * `erp_calendar_closing_period{period}` is 1 on every date from the first to the last day of one of the
   period's windows, weekends and holidays inside the window included;
-* `erp_calendar_business_days_to_close{period}` is 0 while the period is on, else the business days after
+* `erp_calendar_workdays_to_close{period}` is 0 while the period is on, else the business days after
   today up to and including the day its next window starts (today never counts; at least 1); absent when
   no window lies ahead;
 * `erp_calendar_month_end_close` is 1 while any of the calendar's closing periods is on.
@@ -47,7 +47,7 @@ CLOSING_PERIOD = gauge(
     "period",
 )
 BUSINESS_DAYS_TO_CLOSE = gauge(
-    "erp_calendar_business_days_to_close",
+    "erp_calendar_workdays_to_close",
     "Business days after today up to and including the day the closing period next starts; 0 while it "
     "is on. Absent when no window of the period lies ahead.",
     "calendar",
