@@ -6,7 +6,8 @@ Steps, each skipped when its result is already there:
    `deploy/tryton/seed.py` adds a company, users, customers, suppliers, goods, sales and purchases
    (about 30 s on the first run, reused afterwards);
 2. `trytond` on 127.0.0.1 (port 8000 unless --tryton-port), and logins of the demo users over JSON-RPC,
-   so the ERP has sessions to count, and one `trytond-cron --once` so it has scheduler history;
+   so the ERP has sessions to count, and one `trytond-cron --once` so it has scheduler history (the
+   scheduler then keeps running as `trytond-cron`, so jobs finish while the exporter watches);
 3. the exporter with `examples/demo.yml` on --listen, in the foreground.
 
 Ctrl-C (or SIGTERM) stops the exporter and trytond. Run it with the exporter's Python; the Tryton tools come
@@ -183,6 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             env=env,
         )
         processes.append(exporter)
+        # The Tryton scheduler as it runs in production (a daemon that wakes every minute), so the
+        # exporter sees jobs finish (ir_cron_log) while the demo runs.
+        with (work / "cron.log").open("ab") as out:
+            processes.append(subprocess.Popen(
+                [str(TRYTON_VENV / "bin" / "trytond-cron"), "-c", str(work / "trytond.conf"), "-d", database],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tryton_env(),
+            ))
         return exporter.wait()
     except KeyboardInterrupt:
         print("\ndemo: stopping", flush=True)
