@@ -12,9 +12,34 @@ from typing import TypeVar
 
 from exporter.app import App
 from exporter.checks.builtin import default_registry
+from exporter.db.connstr import ConnectionSpec
+from exporter.db.pool import Backoff
+from exporter.db.target import TargetDatabase
 from exporter.store import CheckKey, CheckState
 
 T = TypeVar("T")
+
+
+def odbc_database(
+    driver: str,
+    attributes: dict[str, str],
+    user: str | None = None,
+    password: str | None = None,
+    *,
+    name: str = "t",
+    max_connections: int = 2,
+) -> TargetDatabase:
+    """A TargetDatabase reached through a real ODBC driver, with the short timeouts and backoff tests want."""
+    spec = ConnectionSpec(
+        driver=driver,
+        dsn=None,
+        attributes=attributes,
+        username=user,
+        password=password if user else None,
+        connect_timeout=5,
+        read_timeout=30,
+    )
+    return TargetDatabase(name, spec, max_connections=max_connections, backoff=Backoff(0.1, 0.5))
 
 
 class RunningApp:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from harness import running_app, wait_until
+from harness import odbc_database, running_app, wait_until
 from servers import EXPORTER_PASSWORD, EXPORTER_USER, MariaDBServer, PostgresServer, ServerError, _run
 
 from exporter.checks.base import Check, RunContext
@@ -34,8 +34,6 @@ from exporter.checks.replication import ReplicationCheck, replica_labels
 from exporter.config.loader import ConfigError, load_config
 from exporter.config.model import DbActivityCheckConfig, DbSizeCheckConfig
 from exporter.config.semantics import effective_interval
-from exporter.db.connstr import ConnectionSpec
-from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricFamily, Sample
 
@@ -49,16 +47,7 @@ MONITOR_PASSWORD = "dbhealth-pw"
 def target(
     driver: str, attributes: dict[str, str], user: str | None = MONITOR, password: str | None = MONITOR_PASSWORD
 ) -> TargetDatabase:
-    spec = ConnectionSpec(
-        driver=driver,
-        dsn=None,
-        attributes=attributes,
-        username=user,
-        password=password if user else None,
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    return TargetDatabase("t", spec, max_connections=2, backoff=Backoff(0.1, 0.5))
+    return odbc_database(driver, attributes, user, password)
 
 
 def run(check: Check) -> dict[str, list[Sample]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyodbc
 import pytest
 import sqlglot
-from harness import running_app, wait_until
+from harness import odbc_database, running_app, wait_until
 from servers import MariaDBServer, PostgresServer
 
 from exporter.checks.base import CheckError, ErrorReason, RunContext
@@ -92,17 +92,9 @@ def maria(mariadb: MariaDBServer) -> MariaDBServer:
 
 
 def target_database(driver: str, host: str, port: int, user: str, password: str) -> TargetDatabase:
-    spec = ConnectionSpec(
-        driver=driver,
-        dsn=None,
-        attributes={"server": host, "port": str(port), "database": "appdb"},
-        username=user,
-        password=password,
-        connect_timeout=5,
-        read_timeout=30,
-    )
     # One connection: the check's own session is the only one the exporter holds.
-    return TargetDatabase("t", spec, max_connections=1, backoff=Backoff(0.1, 0.5))
+    attributes = {"server": host, "port": str(port), "database": "appdb"}
+    return odbc_database(driver, attributes, user, password, max_connections=1)
 
 
 @contextmanager

@@ -13,16 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import odbc_database
 
 from exporter.checks.base import CheckError, ErrorReason, RunContext
 from exporter.checks.builtin import default_registry
 from exporter.checks.pack import JobRun, PackQueryCheck, Watermark, advance, build_pack_checks
 from exporter.config.loader import ConfigError, LoadedConfig, load_config
 from exporter.config.model import ExporterConfig, PackCheckConfig
-from exporter.db.connstr import ConnectionSpec
 from exporter.db.dialect import Dialect
 from exporter.db.guard import check_read_only
-from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
 from exporter.packs.loader import PackError, load_pack, load_pack_file, shipped_packs
 from exporter.packs.model import SINCE, format_number, render_sql
@@ -458,16 +457,7 @@ def test_each_query_becomes_its_own_check_with_its_own_interval(tmp_path: Path) 
 
 
 def sqlite_database(path: Path) -> TargetDatabase:
-    spec = ConnectionSpec(
-        driver="SQLite3",
-        dsn=None,
-        attributes={"database": str(path)},
-        username=None,
-        password=None,
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    return TargetDatabase("erp", spec, max_connections=1, backoff=Backoff(0.1, 0.5))
+    return odbc_database("SQLite3", {"database": str(path)}, name="erp", max_connections=1)
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import odbc_database
 from servers import MariaDBServer, PostgresServer
 
 from exporter.checks.base import CheckError, ErrorReason, RunContext
 from exporter.checks.privileges import PrivilegesCheck
-from exporter.db.connstr import ConnectionSpec
-from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
 
 
@@ -23,16 +22,7 @@ def database(
     user: str | None = "exporter",
     password: str | None = "exporterpw",
 ) -> TargetDatabase:
-    spec = ConnectionSpec(
-        driver=driver,
-        dsn=None,
-        attributes=attributes,
-        username=user,
-        password=password,
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    return TargetDatabase("t", spec, max_connections=2, backoff=Backoff(0.1, 0.5))
+    return odbc_database(driver, attributes, user, password)
 
 
 @pytest.fixture

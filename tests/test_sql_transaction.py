@@ -17,14 +17,12 @@ from pathlib import Path
 
 import pyodbc
 import pytest
-from harness import running_app, wait_until
+from harness import odbc_database, running_app, wait_until
 from servers import MariaDBServer, PostgresServer
 
 from exporter.checks.base import CheckError, ErrorReason, RunContext
 from exporter.checks.sql_transaction import SqlStep, SqlTransactionCheck
 from exporter.config.loader import ConfigError, load_config
-from exporter.db.connstr import ConnectionSpec
-from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
 from exporter.metrics import HistogramValue, MetricFamily
 
@@ -36,16 +34,7 @@ STEPS = [
 
 
 def database(driver: str, attributes: dict[str, str], user: str | None, password: str | None) -> TargetDatabase:
-    spec = ConnectionSpec(
-        driver=driver,
-        dsn=None,
-        attributes=attributes,
-        username=user,
-        password=password,
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    return TargetDatabase("erp", spec, max_connections=1, backoff=Backoff(0.1, 0.5))
+    return odbc_database(driver, attributes, user, password, name="erp", max_connections=1)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import tryton
-from harness import running_app, wait_until
+from harness import odbc_database, running_app, wait_until
 from servers import PostgresServer
 from tryton import SEED_PASSWORD, TrytonHTTPError, TrytonInstall, TrytonRPC, TrytonServer
 
@@ -27,8 +27,6 @@ from exporter.checks.base import Check, RunContext
 from exporter.checks.pack import JobLogCheck, build_pack_checks
 from exporter.config.loader import LoadedConfig
 from exporter.config.model import ExporterConfig, PackCheckConfig
-from exporter.db.connstr import ConnectionSpec
-from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
 from exporter.metrics import HistogramValue, MetricFamily
 
@@ -56,16 +54,7 @@ class Erp:
 
 
 def _database(driver: str, attributes: dict[str, str], user: str | None, password: str | None) -> TargetDatabase:
-    spec = ConnectionSpec(
-        driver=driver,
-        dsn=None,
-        attributes=attributes,
-        username=user,
-        password=password,
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    return TargetDatabase("tryton", spec, max_connections=2, backoff=Backoff(0.1, 0.5))
+    return odbc_database(driver, attributes, user, password, name="tryton")
 
 
 def _sqlite_erp(path: Path) -> Erp:
