@@ -140,24 +140,32 @@ AUDIT_ERROR_CASES = [
         id="category-not-snake-case",
     ),
     pytest.param(
-        NO_EMAIL_AUDIT.replace("email IS NULL", "age > {min_age}") + "  params: {min_age: '30'}\n",
+        NO_EMAIL_AUDIT.replace("email IS NULL", "age > :min_age") + "  params: {min_age: '30'}\n",
         ["{config}:18: targets[0].checks[0].audits[0].params.min_age: expected a number of 0 or more, got '30'"],
         id="param-is-text",
     ),
     pytest.param(
-        NO_EMAIL_AUDIT.replace("email IS NULL", "age > {min_age}") + "  params: {min_age: -1}\n",
+        NO_EMAIL_AUDIT.replace("email IS NULL", "age > :min_age") + "  params: {min_age: -1}\n",
         ["{config}:18: targets[0].checks[0].audits[0].params.min_age: expected a number of 0 or more, got -1"],
         id="param-is-negative",
     ),
     pytest.param(
-        NO_EMAIL_AUDIT.replace("email IS NULL", "age > {min_age}"),
-        ["{config}:17: targets[0].checks[0].audits[0].sql: uses {{min_age}} but params has no 'min_age'"],
+        NO_EMAIL_AUDIT.replace("email IS NULL", "age > :min_age"),
+        ["{config}:17: targets[0].checks[0].audits[0].sql: uses :min_age but params has no 'min_age'"],
         id="placeholder-without-param",
     ),
     pytest.param(
         NO_EMAIL_AUDIT + "  params: {days: 30}\n",
-        ["{config}:18: targets[0].checks[0].audits[0].params.days: not used by the sql (no {{days}} in it)"],
+        ["{config}:18: targets[0].checks[0].audits[0].params.days: not used by the sql (no :days in it)"],
         id="param-not-used",
+    ),
+    pytest.param(
+        NO_EMAIL_AUDIT.replace("email IS NULL", "age > {min_age}") + "  params: {min_age: 30}\n",
+        [
+            "{config}:18: targets[0].checks[0].audits[0].params.min_age: not used by the sql "
+            "(no :min_age in it; write :min_age, not {{min_age}})"
+        ],
+        id="param-written-in-braces",
     ),
     pytest.param(
         NO_EMAIL_AUDIT.replace("sql: SELECT name AS key FROM", "sql: DELETE FROM"),
@@ -375,8 +383,8 @@ def test_exclude_leaves_an_audit_out_and_params_override_its_numbers(tmp_path: P
     assert "tryton_stagnant_materials" not in audits
     overdue = audits["tryton_production_overdue"]
     assert overdue.params == {"days": 45}
-    assert "date('now', '-45 days')" in (overdue.sql_for(Dialect.SQLITE) or "")
-    assert "CURRENT_DATE - 45" in (overdue.sql_for(Dialect.POSTGRESQL) or "")
+    assert "date('now', '-' || (45) || ' days')" in (overdue.sql_for(Dialect.SQLITE) or "")
+    assert "CURRENT_DATE - (45)" in (overdue.sql_for(Dialect.POSTGRESQL) or "")
     assert overdue.description.startswith("Production orders not done 45 days after their planned date")
     assert (overdue.owner, overdue.warning, overdue.critical) == ("plant_1", 2, 4)
 
@@ -401,7 +409,7 @@ def test_audit_without_findings_counts_zero_and_keeps_no_samples(tmp_path: Path)
 
 
 def test_params_are_substituted_as_numbers(tmp_path: Path) -> None:
-    audit = NO_EMAIL_AUDIT.replace("email IS NULL", "age >= {min_age}") + "  params: {min_age: 3}\n"
+    audit = NO_EMAIL_AUDIT.replace("email IS NULL", "age >= :min_age") + "  params: {min_age: 3}\n"
     config = write_config(
         tmp_path,
         config_text(make_customers_db(tmp_path / "erp.db", ["a", "b", "c", "d", "e"]), audit,

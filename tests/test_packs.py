@@ -24,7 +24,8 @@ from exporter.db.dialect import Dialect
 from exporter.db.guard import check_read_only
 from exporter.db.target import TargetDatabase
 from exporter.packs.loader import PackError, load_pack, load_pack_file, shipped_packs
-from exporter.packs.model import SINCE, format_number, render_sql
+from exporter.packs.model import SINCE
+from exporter.sqlparams import format_number, render_sql
 
 PACK = """\
 name: acme
@@ -293,6 +294,12 @@ def test_parameters_reach_the_sql_as_parenthesised_numbers() -> None:
     )
     assert format_number(2.5) == "(2.5)"
     assert format_number(1764115200.0) == "(1764115200)"
+
+
+def test_numbers_are_written_in_plain_digits_never_with_an_exponent() -> None:
+    assert [format_number(value) for value in (0.00001, -1e-7, 1e20, 123456789012345680.0, 10**20)] == [
+        "(0.00001)", "(-0.0000001)", "(100000000000000000000)", "(123456789012345680)", "(100000000000000000000)",
+    ]
 
 
 @pytest.mark.parametrize("value", ["1; DROP TABLE x", True, float("nan"), None])

@@ -22,7 +22,7 @@ from exporter.audits.model import (
     AuditConfig,
     AuditFile,
     ResolvedAudit,
-    render_sql,
+    render_description,
 )
 from exporter.config import loader as config_loader
 from exporter.config.durations import format_duration
@@ -30,6 +30,7 @@ from exporter.config.model import AuditsCheckConfig, ExporterConfig
 from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, format_path, load_yaml
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
+from exporter.sqlparams import placeholders, render_sql
 
 PACKS_DIR = Path(__file__).resolve().parent / "packs"
 
@@ -113,10 +114,13 @@ def _audit_issues(item: _Located) -> Iterator[SourceIssue]:
     used = audit.placeholders()
     for name in used:
         if name not in audit.params:
-            yield item.issue(f"uses {{{name}}} but params has no '{name}'", "sql")
+            yield item.issue(f"uses :{name} but params has no '{name}'", "sql")
+    texts = [audit.sql] if isinstance(audit.sql, str) else list(audit.sql.values())
     for name in audit.params:
         if name not in used:
-            yield item.issue(f"not used by the sql (no {{{name}}} in it)", "params", name)
+            # `{name}` was the placeholder of the SQL before it became `:name` (it still is in descriptions)
+            hint = f"; write :{name}, not {{{name}}}" if any(f"{{{name}}}" in text for text in texts) else ""
+            yield item.issue(f"not used by the sql (no :{name} in it{hint})", "params", name)
     yield from _guard_issues(item, audit.params)
 
 
@@ -125,6 +129,8 @@ def _guard_issues(item: _Located, params: dict[str, int | float]) -> Iterator[So
     queries = {ANY_DIALECT: sql} if isinstance(sql, str) else dict(sql)
     for dialect, text in queries.items():
         key: tuple[str, ...] = ("sql",) if dialect == ANY_DIALECT else ("sql", dialect)
+        if any(name not in params for name in placeholders(text)):
+            continue  # reported as a placeholder without a param
         try:
             check_read_only(render_sql(text, params), None if dialect == ANY_DIALECT else Dialect(dialect))
         except GuardError as exc:
@@ -287,9 +293,11 @@ def _resolve_one(
             f"(it has: {', '.join(sorted(sql))}); exclude it or add the query"
         )
         issues.append(document.issue(entry_path, message))
+    if any(name not in params for name in audit.placeholders()):
+        return None, issues  # reported where the audit is written (a placeholder without a param)
     resolved = ResolvedAudit(
         name=audit.name,
-        description=render_sql(audit.description.strip(), params),  # '{days} days' reads as '30 days'
+        description=render_description(audit.description.strip(), params),  # '{days} days' reads '30 days'
         category=audit.category,
         owner=override.owner if override and override.owner else audit.owner,
         support_line=override.support_line if override and override.support_line else audit.support_line,

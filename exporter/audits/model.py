@@ -6,13 +6,16 @@ number of rows as erp_audit_violations together with the audit's thresholds, lab
 owner, support line and severity, so one generic alert rule covers every audit. Up to 20 keys are kept as
 samples for the status page and `erp-exporter audit NAME`; they never become labels.
 
+Parameters are numbers: `:name` in the SQL is replaced by params.name in parentheses, the same way as in
+the ERP packs (`exporter.sqlparams`). The description is prose for humans: there `{name}` is replaced by
+the plain number ('{days} days' reads '30 days').
+
 This module imports nothing from `exporter.config.model` (which imports it): the name pattern below is the
 same text as `exporter.config.model.NAME_PATTERN`, so config errors describe it in the same words.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInf
 
 from exporter.config.durations import PositiveDuration
 from exporter.db.dialect import Dialect
+from exporter.sqlparams import finite_number, number_text, placeholders
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the same as exporter.config.model.NAME_PATTERN
 SNAKE_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # categories and parameter names
@@ -34,7 +38,8 @@ ANY_DIALECT = "*"  # ResolvedAudit.sql key of a query written once for every dia
 #: dialects an audit's `sql` mapping may name (the values of exporter.db.dialect.Dialect)
 SQL_DIALECTS: tuple[str, ...] = tuple(d.value for d in Dialect if d is not Dialect.UNKNOWN)
 
-_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+# `{name}` in a description (prose); the SQL uses `:name` (exporter.sqlparams.PLACEHOLDER)
+_DESCRIPTION_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
 class _Strict(BaseModel):
@@ -42,15 +47,11 @@ class _Strict(BaseModel):
 
 
 def _param_value(value: Any) -> int | float:
-    """A parameter is a plain number (never text): it is written into SQL, so only digits may get there."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        shown = "true" if value is True else "false" if value is False else repr(value)
-        raise ValueError(f"expected a number of 0 or more, got {shown}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"expected a number of 0 or more, got {value!r}")
-    return value
+    """A parameter is a finite number (never text) of 0 or more: audits count days, hours and amounts."""
+    number = finite_number(value, "a number of 0 or more")
+    if number < 0:
+        raise ValueError(f"expected a number of 0 or more, got {number!r}")
+    return number
 
 
 ParamValue = Annotated[int | float, PlainValidator(_param_value, json_schema_input_type=int | float)]
@@ -102,7 +103,7 @@ class AuditConfig(_Strict):
     sql: AuditSql = Field(
         description="A read-only query returning one row per offending record; its first column is `key`, "
         "text that identifies the record for humans. One query, or a mapping dialect -> query "
-        f"({', '.join(SQL_DIALECTS)}). `{{name}}` is replaced by the number params.name."
+        f"({', '.join(SQL_DIALECTS)}). `:name` is replaced by the number params.name, in parentheses."
     )
     category: Annotated[str, Field(pattern=SNAKE_NAME_PATTERN)] = Field(
         description="Kind of finding: data_quality, compliance, security, performance, ... (the `category` "
@@ -126,7 +127,8 @@ class AuditConfig(_Strict):
     )
     params: dict[ParamName, ParamValue] = Field(
         default_factory=dict,
-        description="Numbers substituted for `{name}` in the SQL (e.g. days: 30); overridable per target.",
+        description="Numbers substituted for `:name` in the SQL and `{name}` in the description (e.g. days: 30); "
+        "overridable per target.",
     )
     interval: PositiveDuration | None = Field(
         default=None, description="How often the audit runs (default: the audits entry's interval, else 15m)."
@@ -144,9 +146,9 @@ class AuditConfig(_Strict):
         return value
 
     def placeholders(self) -> list[str]:
-        """The `{name}` placeholders its SQL uses, in order of first use, without duplicates."""
+        """The `:name` placeholders its SQL uses, in order of first use, without duplicates."""
         texts = [self.sql] if isinstance(self.sql, str) else list(self.sql.values())
-        return list(dict.fromkeys(name for text in texts for name in _PLACEHOLDER.findall(text)))
+        return list(dict.fromkeys(name for text in texts for name in placeholders(text)))
 
 
 class AuditFile(_Strict):
@@ -167,25 +169,15 @@ class AuditOverride(_Strict):
     timeout: PositiveDuration | None = None
 
 
-def render_sql(sql: str, params: dict[str, int | float]) -> str:
-    """Replace each `{name}` by the number params[name]; placeholders without a param stay as they are
-    (the config loader reports them before anything runs)."""
+def render_description(text: str, params: Mapping[str, int | float]) -> str:
+    """Replace each `{name}` of a description by the plain number params[name] ('{days} days' -> '30 days');
+    braces around anything else stay as they are (it is prose, not SQL)."""
 
     def number(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in params:
-            return match.group(0)
-        return format_number(params[name])
+        return number_text(params[name]) if name in params else match.group(0)
 
-    return _PLACEHOLDER.sub(number, sql)
-
-
-def format_number(value: int | float) -> str:
-    """A number as SQL literal text: digits, at most one '.', never an exponent."""
-    if isinstance(value, int) or value.is_integer():
-        return str(int(value))
-    text = f"{value:.15f}".rstrip("0")
-    return text
+    return _DESCRIPTION_PLACEHOLDER.sub(number, text)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from exporter.config.model import CheckSettings, PackCheckConfig
 from exporter.db.target import QueryResult, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, ValueConversionError, to_float
 from exporter.packs.loader import JOB_LOG_SPECS, PACK_LABEL, load_pack, query_metric_specs, selected_queries
-from exporter.packs.model import SINCE, Pack, PackQuery, render_sql
+from exporter.packs.model import SINCE, Pack, PackQuery
+from exporter.sqlparams import render_sql
 
 SOURCE = "job_log"
 FAILED_REASON = "job_failed"

@@ -32,8 +32,8 @@ from exporter.calendar.days import WEEKDAY_NAMES, check_country, check_subdivisi
 from exporter.checks.host import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
 from exporter.checks.transactions_metrics import validate_buckets
 from exporter.config.durations import Duration, PositiveDuration
-from exporter.packs.model import Number as PackNumber
 from exporter.packs.model import Pack
+from exporter.sqlparams import Number as PackNumber
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"

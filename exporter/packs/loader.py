@@ -23,14 +23,8 @@ from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlD
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
 from exporter.metrics import MetricSpec, MetricType
-from exporter.packs.model import (
-    JOB_LOG_COLUMNS,
-    SINCE,
-    Pack,
-    PackQuery,
-    placeholders,
-    render_sql,
-)
+from exporter.packs.model import JOB_LOG_COLUMNS, SINCE, Pack, PackQuery
+from exporter.sqlparams import placeholders, render_sql
 
 PACK_LABEL = "pack"
 # Label names a pack metric must not take from a column: the exporter sets them itself (target, pack, check)

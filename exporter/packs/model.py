@@ -4,7 +4,8 @@ A pack is YAML (see `exporter/packs/tryton.yml` and docs/packs.md). Each query d
 must return; a `metrics` query maps value columns to gauges or counters, a `job_log` query returns the
 jobs the ERP finished since a watermark, which become `erp_transaction_duration_seconds` observations and
 failures. Parameters (`:name` in the SQL) are numbers, declared with a default and bounds and overridable
-per target; they are written into the SQL only as validated numbers, never as text.
+per target; they are written into the SQL only as validated numbers, never as text (`exporter.sqlparams`,
+shared with the audits).
 
 Rules that span several keys (columns a metric needs, placeholders, the read-only guard) live in
 `exporter.packs.loader`, which reports each at the exact key to change.
@@ -12,13 +13,12 @@ Rules that span several keys (columns a metric needs, placeholders, the read-onl
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 from exporter.config.durations import PositiveDuration
+from exporter.sqlparams import Number
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the same as exporter.config.model.NAME_PATTERN
 PARAM_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -36,25 +36,9 @@ DEFAULT_QUERY_INTERVAL = 60.0
 DEFAULT_QUERY_TIMEOUT = 10.0
 DEFAULT_MAX_TRANSACTIONS = 100
 
-# `:name` where name is an identifier; `::` (a PostgreSQL cast) and `x:name` inside words never match.
-PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def number(value: Any) -> int | float:
-    """A finite int or float (YAML true/false and text are refused): only digits may reach the SQL."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        shown = "true" if value is True else "false" if value is False else repr(value)
-        raise ValueError(f"expected a number, got {shown}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return value
-
-
-Number = Annotated[int | float, PlainValidator(number, json_schema_input_type=int | float)]
 
 
 def _sql_text(value: Any) -> str:
@@ -151,22 +135,3 @@ class Pack(_Strict):
     def defaults(self) -> dict[str, int | float]:
         return {name: param.default for name, param in self.params.items()}
 
-
-def format_number(value: int | float) -> str:
-    """A number as SQL text, in parentheses so that a minus sign can never make `--` (a comment)."""
-    number(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        text = str(int(value))
-    else:
-        text = repr(value)
-    return f"({text})"
-
-
-def placeholders(sql: str) -> list[str]:
-    """The `:name` placeholders of a query, in order of first use."""
-    return list(dict.fromkeys(match.group(1) for match in PLACEHOLDER.finditer(sql)))
-
-
-def render_sql(sql: str, values: dict[str, int | float]) -> str:
-    """Replace every `:name` by its number; raise KeyError(name) for a placeholder without a value."""
-    return PLACEHOLDER.sub(lambda match: format_number(values[match.group(1)]), sql)
