@@ -227,3 +227,36 @@ def test_alertmanager_inhibits_consequences_of_a_down_target_and_warnings_under_
             assert delivered == {key for key, inhibited in expected.items() if not inhibited}
         finally:
             manager.process.stop()
+
+
+def test_alertmanager_lets_a_critical_log_error_silence_the_warning_of_its_own_log_and_pattern_only(
+    tmp_path: Path,
+) -> None:
+    # ErpLogErrors fires per log and pattern on an exporter host (no target): log and pattern identify it.
+    with WebhookReceiver() as webhook:
+        config_file = tmp_path / "alertmanager.yml"
+        config_file.write_text(alertmanager_test_config(webhook))
+        manager = start_alertmanager(config_file, tmp_path)
+        try:
+            common = {"alertname": "ErpLogErrors", "job": "erp-exporter", "instance": "h1", "component": "host",
+                      "support_line": "2"}
+            manager.post_alerts([
+                _alert(**common, log="trytond", pattern="traceback", severity="critical"),
+                _alert(**common, log="trytond", pattern="traceback", severity="warning"),
+                _alert(**common, log="postgresql", pattern="fatal", severity="warning"),
+                _alert(**common, log="trytond", pattern="fatal", severity="warning"),
+            ])
+            expected = {
+                ("trytond", "traceback", "critical"): False,
+                ("trytond", "traceback", "warning"): True,    # the critical of the same log and pattern
+                ("postgresql", "fatal", "warning"): False,    # another log
+                ("trytond", "fatal", "warning"): False,       # another pattern
+            }
+
+            def inhibition() -> dict[tuple[str, str, str], bool]:
+                return {(a["labels"]["log"], a["labels"]["pattern"], a["labels"]["severity"]):
+                        bool(a["status"]["inhibitedBy"]) for a in manager.alerts("ErpLogErrors")}
+
+            wait_for(lambda: inhibition() == expected, 10, f"inhibition differs: {inhibition()} != {expected}")
+        finally:
+            manager.process.stop()

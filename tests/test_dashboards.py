@@ -213,6 +213,7 @@ def expected_thresholds() -> dict[tuple[str, str], list[tuple[float, str]]]:
         ("erp-overview", "Database connections used"): above("ErpDatabaseConnectionsSaturated", *both),
         ("erp-overview", "Business transaction p95"): above("ErpTransactionLatencyHigh", *both),
         ("erp-overview", "Business transaction failures"): above("ErpTransactionFailureRatioHigh", *both),
+        ("erp-overview", "ERP task errors"): above("ErpTaskErrors", "warning", count=True),
         ("erp-overview", "Checks failing"): at_one,
         ("erp-overview", "Alerts firing"): at_one,
         ("erp-month-end", "Closing periods"): [(1, "orange")],
@@ -237,6 +238,8 @@ def expected_thresholds() -> dict[tuple[str, str], list[tuple[float, str]]]:
         ("erp-database", "Backup age"): above("ErpBackupStale", *both, scale=3600),
         ("erp-database", "Newest backup intact"): at_zero,
         ("erp-database", "Backup files"): at_zero,
+        ("erp-database", f"Log error lines in {a['ErpLogErrors']['window']}"):
+            above("ErpLogErrors", *both, count=True),
         ("erp-governance", "Audits over their warning threshold"): at_one,
         ("erp-governance", "Audits over their critical threshold"): at_one,
         ("erp-capacity", "Filesystem free share"): below("ErpHostDiskSpaceLow"),

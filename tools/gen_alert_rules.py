@@ -125,6 +125,7 @@ class Builder:
         self.job = f'job="{selectors["exporter_job"]}"'
         self.fs: str = selectors["filesystem"]
         self.db_mounts: str = selectors["database_mountpoints"]
+        self.log_patterns: str = selectors["log_error_patterns"]
         calendar = selectors.get("calendar") or ""
         self.calendar = "{" + calendar + "}" if calendar else ""
         self.month_end: dict[str, Any] = thresholds["month_end"]
@@ -387,6 +388,15 @@ class Builder:
             "A scheduled job on {{ $labels.target }} is due but has not started for "
             "{{ $value | humanizeDuration }} (above @shown@): the ERP scheduler is stopped or busy.",
             fmt="seconds",
+        )
+        jobs += self.pair(
+            "ErpTaskErrors", "jobs", "2",
+            "erp_task_errors > @threshold@",
+            "Unsolved errors of ERP jobs and tasks on {{ $labels.target }}",
+            "The ERP on {{ $labels.target }} (pack {{ $labels.pack }}) has held errors of scheduled jobs or "
+            "background tasks that nobody has solved for @for@: {{ $value | humanize }} open or processing "
+            "(above @shown@).",
+            escalate="warning",
         )
         return [Group("erp-performance", rules), Group("erp-background-jobs", jobs)]
 
@@ -700,7 +710,20 @@ class Builder:
             "No backup files for {{ $labels.backup }} of {{ $labels.target }}",
             "Backup {{ $labels.backup }} of {{ $labels.target }} has had {{ $value }} files for @for@.",
         )
-        return [Group("erp-database-health", rules)]
+        return [Group("erp-database-health", rules), Group("erp-logs", self.log_rules())]
+
+    def log_rules(self) -> list[dict[str, Any]]:
+        """Lines of a followed log that matched an error pattern (pattern names: selectors.log_error_patterns).
+        One alert per log and pattern; the series carry job and instance, no target."""
+        name = "ErpLogErrors"
+        return self.pair(
+            name, "host", "2",
+            'increase(erp_log_matches_total{pattern=~"@patterns@"}[@window@]) > @threshold@',
+            "Errors in log {{ $labels.log }} on {{ $labels.instance }}",
+            "About {{ $value | humanize }} lines of log {{ $labels.log }} on {{ $labels.instance }} matched "
+            "pattern {{ $labels.pattern }} in the last @window@ (above @shown@).",
+            patterns=self.log_patterns, window=str(self.a(name)["window"]),
+        )
 
     def split_pair(
         self,

@@ -472,6 +472,7 @@ def overview(limits: Limits) -> dict[str, Any]:
     failures = "ErpTransactionFailureRatioHigh"
     saturated = "ErpDatabaseConnectionsSaturated"
     users = "ErpMonthEndUsersTrend"
+    task_errors = "ErpTaskErrors"
     board.row("Availability")
     board.stat("Database up", "erp_up: did the database answer the probe query (ErpTargetDown fires on 0).", "none",
                [Query(sel("erp_up", T), "{{target}}")], BAD_AT_ZERO, width=8, mappings=UP_MAP)
@@ -531,6 +532,11 @@ def overview(limits: Limits) -> dict[str, Any]:
                      "http) and of the ERP's scheduled jobs (job_log).", "ops",
                      [Query(f"sum by (target, source) ({sel('erp:transactions:rate5m', T)})",
                             "{{source}} on {{target}}")])
+    board.timeseries("ERP task errors", "Errors of scheduled jobs and background tasks that nobody has solved yet "
+                     f"(open or processing; {task_errors} above {limits.value(task_errors, 'warning')} for "
+                     f"{limits.value(task_errors, 'for')}).", "short",
+                     [Query(f"sum by (target) ({sel('erp_task_errors', T)})", "{{target}}")],
+                     above(limits.value(task_errors, "warning"), count=True), minimum=0)
     board.row("Checks and alerts")
     board.stat("Checks failing", "Checks whose last run failed, per target (ErpCheckFailing); checks of the exporter "
                "itself (host, backups, calendars) show as target \"exporter\".", "none",
@@ -649,6 +655,9 @@ def database(limits: Limits) -> dict[str, Any]:
     xid = "ErpDatabaseTransactionIdWraparound"
     lag = "ErpDatabaseReplicationLag"
     stale = "ErpBackupStale"
+    log_errors = "ErpLogErrors"
+    log_window = limits.value(log_errors, "window")
+    error_matches = sel("erp_log_matches_total", INST, f'pattern=~"{limits.selectors["log_error_patterns"]}"')
 
     board.row("Sessions")
     board.timeseries("Sessions by state", "Database sessions: active, idle, idle in transaction, waiting on a lock.",
@@ -724,7 +733,14 @@ def database(limits: Limits) -> dict[str, Any]:
     board.timeseries("Database log matches", "Lines of the followed logs that matched each pattern (errors, fatals, "
                      "deadlocks, tracebacks...).", "short",
                      [Query(f"sum by (instance, log, pattern) (increase({sel('erp_log_matches_total', INST)}"
-                            "[$__rate_interval]))", "{{log}}: {{pattern}}")], width=24)
+                            "[$__rate_interval]))", "{{log}}: {{pattern}}")])
+    board.timeseries(f"Log error lines in {log_window}", f"Lines of each followed log that matched an error pattern "
+                     f"(selectors.log_error_patterns) within {log_window}; {log_errors} warns on any and is critical "
+                     f"above {limits.value(log_errors, 'critical')}.", "short",
+                     [Query(f"sum by (instance, log, pattern) (increase({error_matches}[{log_window}]))",
+                            "{{log}}: {{pattern}}")],
+                     above(limits.value(log_errors, "warning"), limits.value(log_errors, "critical"), count=True),
+                     minimum=0)
     return board.build(variables(limits))
 
 
