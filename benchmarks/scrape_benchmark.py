@@ -1,9 +1,10 @@
 """Scrape latency, memory, idle CPU, and database statements per scrape.
 
-    .venv/bin/python benchmarks/scrape_benchmark.py [--scrapes 2000] [--idle-seconds 60]
+    .venv/bin/python benchmarks/scrape_benchmark.py [--scrapes 2000] [--idle-seconds 60] [--work-dir DIR]
 
-Part 1, the demo config (SQLite demo database + host + a process group), the real `erp-exporter`
-console script on a loopback port:
+Part 1, the demo as `make demo` runs it (deploy/demo/tryton_demo.py: a real Tryton on SQLite, the exporter
+with examples/demo.yml: Tryton pack, audits, SQL and JSON-RPC transactions, host, processes, calendar), on
+loopback ports; the demo's Tryton database is built in --work-dir on the first run (about 30 s) and reused:
   - /metrics latency over N sequential keep-alive scrapes, plain and gzip (p50, p95, p99, max);
   - the exporter's RSS after the scrapes;
   - its CPU use while idle (no scrapes) over --idle-seconds, as a share of one core.
@@ -90,15 +91,37 @@ def metric_value(port: int, name: str) -> float:
     raise KeyError(name)
 
 
-def demo_benchmark(scrapes: int, idle_seconds: float, work: Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "deploy/demo/build_demo_db.py"), str(work / "demo.db")],
-                   check=True, stdout=subprocess.DEVNULL)
+def start_demo(work: Path, port: int) -> tuple[subprocess.Popen[bytes], psutil.Process]:
+    """The demo script (trytond + exporter); returns it and the exporter's process once /-/ready answers."""
+    demo = subprocess.Popen(
+        [sys.executable, str(ROOT / "deploy/demo/tryton_demo.py"), "--work-dir", str(work),
+         "--tryton-port", str(free_port()), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if demo.poll() is not None:
+            raise SystemExit(f"the demo exited with {demo.returncode}; see {work}/build.log and trytond.log")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/-/ready")
+            if connection.getresponse().status == 200:
+                exporters = [p for p in psutil.Process(demo.pid).children() if "erp-exporter" in " ".join(p.cmdline())]
+                return demo, exporters[0]
+        except OSError:
+            pass
+        time.sleep(0.2)
+    demo.kill()
+    raise SystemExit("the demo's exporter did not become ready")
+
+
+def demo_benchmark(scrapes: int, idle_seconds: float, demo_dir: Path) -> None:
     port = free_port()
-    process = start_exporter(ROOT / "examples/demo.yml", port, {"ERP_DEMO_DB": str(work / "demo.db")})
+    demo, exporter = start_demo(demo_dir, port)
     try:
-        exporter = psutil.Process(process.pid)
-        body = len(scrape_latencies(port, 1, False))
-        del body
+        series = sum(1 for line in scrape_body(port).splitlines() if line and not line.startswith("#"))
+        print(f"the demo exposes {series} series")
         print(describe("/metrics plain", scrape_latencies(port, scrapes, gzip=False)))
         print(describe("/metrics gzip", scrape_latencies(port, scrapes, gzip=True)))
         renders = metric_value(port, "erp_exporter_renders_total")
@@ -110,10 +133,16 @@ def demo_benchmark(scrapes: int, idle_seconds: float, work: Path) -> None:
         after = exporter.cpu_times()
         used = (after.user - before.user) + (after.system - before.system)
         print(f"idle CPU over {idle_seconds:.0f} s: {used:.3f} CPU-s = {100 * used / idle_seconds:.2f}% of one core "
-              "(checks keep running on their intervals meanwhile)")
+              "(its 26 checks keep running on their intervals meanwhile)")
     finally:
-        process.terminate()
-        process.wait(10)
+        demo.terminate()
+        demo.wait(30)
+
+
+def scrape_body(port: int) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics")
+    return connection.getresponse().read().decode()
 
 
 def statements_per_scrape(scrapes: int, work: Path) -> None:
@@ -161,11 +190,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scrapes", type=int, default=2000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "var" / "benchmark" / "tryton",
+                        help="where the demo's Tryton database is built once and reused")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o711)  # noqa: S103 - the postgres OS user must traverse it
-        demo_benchmark(args.scrapes, args.idle_seconds, work)
+        demo_benchmark(args.scrapes, args.idle_seconds, args.work_dir)
         statements_per_scrape(args.scrapes, work)
 
 
