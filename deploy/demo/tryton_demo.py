@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from types import FrameType
 
@@ -150,11 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored (from a script, in the background)
     try:
         with server_log.open("ab") as out:
             trytond = subprocess.Popen(
                 [str(TRYTON_VENV / "bin" / "trytond"), "-c", str(work / "trytond.conf"), "-d", database],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tryton_env(),
+                start_new_session=True,
             )
         processes.append(trytond)
         wait_for_port(args.tryton_port, trytond)
@@ -182,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [str(Path(sys.executable).parent / "erp-exporter"), f"--config.file={args.config}",
              f"--web.listen-address={args.listen}"],
             env=env,
+            start_new_session=True,  # Ctrl-C reaches this script, which stops every child in order
         )
         processes.append(exporter)
         # The Tryton scheduler as it runs in production (a daemon that wakes every minute), so the
@@ -190,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             processes.append(subprocess.Popen(
                 [str(TRYTON_VENV / "bin" / "trytond-cron"), "-c", str(work / "trytond.conf"), "-d", database],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tryton_env(),
+                start_new_session=True,
             ))
         return exporter.wait()
     except KeyboardInterrupt:
@@ -197,13 +201,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         for process in reversed(processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a child and every process it started (trytond-cron runs its jobs in worker processes that would
+    outlive their parent): each child leads its own process group, which gets SIGTERM, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            time.sleep(0.2)  # workers that got SIGTERM with their parent need a moment to exit
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is still there
+        return
 
 
 if __name__ == "__main__":
