@@ -6,6 +6,7 @@ erp-exporter check-config   validate the config (exit 0, or 2 with file:line: ke
 erp-exporter once           run every check once, print a table (exit 1 if any check failed)
 erp-exporter audit NAME     run one audit once and print its count, owner and sample keys [--target T]
 erp-exporter schema         print the JSON Schema of the config file
+erp-exporter report {capacity,health} --prometheus.url=URL [--range=30d]   reports from Prometheus' HTTP API
 erp-exporter --version
 """
 
@@ -36,6 +37,7 @@ from exporter.exposition import families_for, to_client_metrics
 from exporter.http.server import ExporterHTTPServer, parse_listen_address
 from exporter.http.web_config import WebConfig, load_web_config
 from exporter.logs import SecretMask, configure_logging
+from exporter.report import command as report_command
 from exporter.store import ResultStore
 
 log = logging.getLogger("exporter")
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common_flags(audit, suppress=True)
     audit.add_argument("name", help="the audit's name")
     audit.add_argument("--target", default=None, help="the target to run it on (when several targets run it)")
+    report_command.add_parser(commands)
     return parser
 
 
@@ -127,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_once(Path(args.config_file), mask, args.show_metrics)
     if args.command == "audit":
         return audit_once(Path(args.config_file), args.name, args.target, mask)
+    if args.command == "report":
+        return report_command.run(args)
     return serve(args, mask)
 
 

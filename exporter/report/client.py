@@ -1,0 +1,174 @@
+"""A small, read-only client of Prometheus' HTTP API: instant queries (GET /api/v1/query) and nothing else.
+
+Every failure becomes a :class:`PrometheusError` with a one-line message fit for a terminal: which server
+(its URL without credentials), what went wrong, never a traceback and never a secret.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+
+class PrometheusError(Exception):
+    """Prometheus could not be asked, or did not answer a query: the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One series of an instant vector: its labels (without __name__) and its value (NaN and ±Inf kept)."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How to authenticate to Prometheus (or the proxy in front of it): basic auth or a bearer token."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    bearer_token: str = field(default="", repr=False)
+
+    def secrets(self) -> list[str]:
+        return [secret for secret in (self.password, self.bearer_token) if secret]
+
+
+def safe_url(url: str) -> str:
+    """The URL without user info (``http://user:pass@host`` -> ``http://host``), for messages and output."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)\]]+)")
+
+
+def _reason(exc: BaseException) -> str:
+    """The useful part of a requests/urllib3 exception ('Connection refused'), not its nested repr."""
+    text = str(exc)
+    match = _ERRNO.search(text)
+    if match:
+        return match.group(1).strip()
+    if "timed out" in text.lower():
+        return "timed out"
+    if "certificate verify failed" in text.lower():
+        return "TLS certificate verify failed"
+    return type(exc).__name__
+
+
+def parse_value(text: str) -> float:
+    """A sample value as Prometheus writes it in JSON: a string, including 'NaN', '+Inf' and '-Inf'."""
+    return float(text)  # float() reads 'NaN', '+Inf', '-Inf' too
+
+
+class PrometheusClient:
+    """Instant queries against one Prometheus. Reads only: it never sends anything but GET /api/v1/query."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        auth: Auth | None = None,
+        ca_file: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url) if "://" in url else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PrometheusError(
+                f"--prometheus.url {safe_url(url)!r} is not an http:// or https:// URL (e.g. http://localhost:9090)"
+            )
+        self.url = url.rstrip("/")
+        self.display_url = safe_url(self.url)
+        self.timeout = timeout
+        self.auth = auth or Auth()
+        self.verify: bool | str = ca_file or True
+        self._session = session or requests.Session()
+        if self.auth.bearer_token:
+            self._session.headers["Authorization"] = f"Bearer {self.auth.bearer_token}"
+        elif self.auth.username:
+            self._session.auth = (self.auth.username, self.auth.password)
+        elif parts.username:  # credentials in the URL itself are sent as basic auth by requests
+            self.auth = Auth(urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _mask(self, text: str) -> str:
+        for secret in sorted(self.auth.secrets(), key=len, reverse=True):
+            text = text.replace(secret, "<secret>")
+        return text
+
+    def query(self, expr: str, at: float | None = None) -> list[Sample]:
+        """Evaluate ``expr`` at ``at`` (Unix seconds; Prometheus' now when None); the instant vector's samples.
+
+        A scalar result comes back as one sample without labels; a string result is refused.
+        """
+        params: dict[str, str] = {"query": expr, "timeout": f"{max(self.timeout - 1, 1):g}s"}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        endpoint = f"{self.url}/api/v1/query"
+        where = f"Prometheus at {self.display_url}"
+        try:
+            response = self._session.get(endpoint, params=params, timeout=self.timeout, verify=self.verify)
+        except requests.Timeout:
+            raise PrometheusError(f"{where} did not answer within {self.timeout:g}s") from None
+        except requests.exceptions.SSLError as exc:
+            raise PrometheusError(self._mask(f"cannot reach {where}: {_reason(exc)}")) from None
+        except requests.ConnectionError as exc:
+            raise PrometheusError(self._mask(f"cannot reach {where}: {_reason(exc)}")) from None
+        except requests.RequestException as exc:
+            raise PrometheusError(self._mask(f"cannot ask {where}: {_reason(exc)}")) from None
+        return self._result(response, where, expr)
+
+    def _result(self, response: requests.Response, where: str, expr: str) -> list[Sample]:
+        status = response.status_code
+        if status in (401, 403):
+            raise PrometheusError(f"{where} refused the credentials (HTTP {status})")
+        try:
+            answer: Any = response.json()
+        except ValueError:
+            raise PrometheusError(
+                f"{where} does not answer like a Prometheus HTTP API (HTTP {status} on /api/v1/query, not JSON)"
+            ) from None
+        if not isinstance(answer, dict) or "status" not in answer:
+            raise PrometheusError(f"{where} does not answer like a Prometheus HTTP API (HTTP {status})")
+        if answer["status"] != "success":
+            error = " ".join(str(answer.get("error", "unknown error")).split())
+            kind = answer.get("errorType", "error")
+            one_line = " ".join(expr.split())
+            raise PrometheusError(self._mask(f"{where} answered {kind} (HTTP {status}): {error}; query: {one_line}"))
+        data = answer.get("data") or {}
+        kind = data.get("resultType")
+        result = data.get("result")
+        try:
+            if kind == "vector" and isinstance(result, list):
+                return [
+                    Sample({k: str(v) for k, v in item["metric"].items() if k != "__name__"},
+                           parse_value(item["value"][1]))
+                    for item in result
+                ]
+            if kind == "scalar" and isinstance(result, list):
+                return [Sample({}, parse_value(result[1]))]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise PrometheusError(f"{where} answered a malformed {kind} (HTTP {status})") from None
+        raise PrometheusError(f"{where} answered a {kind} for an instant query that should give a vector")
+
+
+def finite(value: float) -> float | None:
+    """The value when it is a finite number, else None (JSON has no NaN or infinity)."""
+    return value if math.isfinite(value) else None

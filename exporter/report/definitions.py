@@ -1,0 +1,487 @@
+"""The capacity and health reports as data: sections of rows, each row one PromQL expression and a unit.
+
+A row's expression is a template evaluated as one instant query at the end of the report's range:
+
+- ``$range``  the report's range (``30d``), for ``*_over_time``, ``deriv`` and ``increase``;
+- ``$step``   the resolution of subqueries (the range / 10000, at least 1s);
+- ``$sel``    the label matchers of ``--environment`` / ``--target`` (``environment="prod",``), written last
+  inside a selector's braces (``erp_up{$sel}``, ``erp_x{step="",$sel}``: PromQL allows the trailing comma);
+- ``$targets`` for rows about exporter instances (hosts, backups): `` and on (job, instance) ...`` keeping only
+  the instances that watch a selected target (empty without filters);
+- ``$fs``, ``$dbmounts`` and ``$calendar``: the filesystem and calendar selectors of alert_rules/thresholds.yml.
+
+The expression keeps exactly the section's subject label (``target`` or ``instance``) and the row's detail
+labels (``transaction``, ``mountpoint``...). It uses the recording rules of alert_rules/recording.rules.yml
+where they exist; ``fallback`` is the same measure from the raw series, asked only when the recording rule
+returned nothing (a Prometheus that does not load the shipped rules). A subject the query returns nothing for
+shows "no data", never 0: rows whose empty answer means zero (failing checks, audits over threshold) say so
+in PromQL with ``or on (...) (count ... * 0)``, so that a target without the metric still shows "no data".
+
+Limits mark a value ``warning`` / ``critical`` with the thresholds of the alert of the same measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Unit = Literal["bytes", "bytes_per_day", "seconds", "ratio", "count", "days", "bool"]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Where a value turns warning / critical: the named alert's keys in thresholds.yml, or fixed values.
+
+    ``below``: the value is bad when it is under the limit (free space, days left); otherwise over it. The
+    alert's value is multiplied by ``scale`` (thresholds.yml says hours where the row shows seconds).
+    """
+
+    alert: str = ""
+    warning_key: str | None = "warning"
+    critical_key: str | None = "critical"
+    below: bool = False
+    scale: float = 1.0
+    warning: float | None = None
+    critical: float | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    title: str
+    expr: str
+    unit: Unit
+    detail: tuple[str, ...] = ()
+    fallback: str = ""
+    limit: Limit | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    subject: str  # the label that names what a row is about ("target", "instance"); "" for one subject
+    subjects: str  # PromQL listing the subjects that must appear even without data ("" for none)
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    key: str
+    title: str
+    sections: tuple[Section, ...]
+
+
+# -- thresholds -------------------------------------------------------------------------------------------------
+
+# The values of alert_rules/thresholds.yml the reports use (tests/test_report.py keeps them equal to the
+# shipped file); --thresholds.file reads a site's own file instead.
+DEFAULT_THRESHOLDS: dict[str, Any] = {
+    "selectors": {
+        "filesystem": 'fstype!~"tmpfs|devtmpfs|ramfs|squashfs|iso9660|overlay|nsfs"',
+        "database_mountpoints": "/|/var|/var/lib|/var/lib/postgresql|/var/lib/mysql|/srv|/data",
+        "calendar": "",
+    },
+    "alerts": {
+        "ErpMonthEndUsersTrend": {"warning": 200, "overrides": {"label": "target", "values": {}}},
+        "ErpDatabaseConnectionsSaturated": {"warning": 0.8, "critical": 0.95},
+        "ErpTransactionLatencyHigh": {"warning": 2, "critical": 5, "overrides": {"label": "transaction", "values": {}}},
+        "ErpDatabaseGrowthFillsDisk": {"warning": 7, "critical": 1},
+        "ErpHostCpuHigh": {"warning": 0.85, "critical": 0.95},
+        "ErpHostMemoryPressure": {"warning": 0.10, "critical": 0.05},
+        "ErpHostDiskSpaceLow": {"warning": 0.10, "critical": 0.05},
+        "ErpDatabaseLongRunningQueries": {"warning": 0, "critical": 3600},
+        "ErpDatabaseBlockedSessions": {"warning": 0, "critical": 300},
+        "ErpDatabaseInvalidIndexes": {"warning": 0},
+        "ErpBackupStale": {"warning": 26, "critical": 50},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The selectors and alert values the reports use (a subset of thresholds.yml)."""
+
+    raw: dict[str, Any] = field(default_factory=lambda: DEFAULT_THRESHOLDS)
+
+    @classmethod
+    def load(cls, path: Path) -> Thresholds:
+        """Read a thresholds.yml; raise ValueError naming the file and the key that is missing."""
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: not a thresholds file (a mapping with selectors and alerts)")
+        for section, keys in DEFAULT_THRESHOLDS.items():
+            for key in keys:
+                if not isinstance(loaded.get(section), dict) or key not in loaded[section]:
+                    raise ValueError(f"{path}: {section}.{key} is missing")
+        return cls(loaded)
+
+    def selector(self, name: str) -> str:
+        return str(self.raw["selectors"][name])
+
+    def values(self, limit: Limit, labels: dict[str, str]) -> tuple[float | None, float | None]:
+        """(warning, critical) of a limit for a series with these labels (per-label overrides applied)."""
+        if not limit.alert:
+            return limit.warning, limit.critical
+        alert: dict[str, Any] = dict(self.raw["alerts"].get(limit.alert) or {})
+        overrides = alert.get("overrides") or {}
+        chosen = (overrides.get("values") or {}).get(labels.get(str(overrides.get("label", ""))))
+        if isinstance(chosen, dict):
+            alert.update(chosen)
+
+        def pick(key: str | None) -> float | None:
+            value = alert.get(key) if key else None
+            return float(value) * limit.scale if isinstance(value, int | float) else None
+
+        return pick(limit.warning_key), pick(limit.critical_key)
+
+
+# -- the reports ----------------------------------------------------------------------------------------------
+
+# 0 (rather than "no data") when Prometheus evaluated alerting rules over the range (any ALERTS series, such
+# as the Watchdog that always fires) but none of the selected ones fired.
+_NO_ALERTS = "or on () (count(count_over_time(ALERTS[$range])) * 0)"
+_TARGETS = 'group by (target) (last_over_time(erp_check_success{target!="",$sel}[$range]))'
+_INSTANCES = "group by (instance) (last_over_time(erp_exporter_build_info[$range])$targets)"
+
+
+def _failing(metric: str, bad: str, subject: str, scope: str) -> str:
+    """Checks in a bad state now, by check; 0 for a subject whose checks are all fine; nothing without checks.
+
+    Target checks are chosen by ``$sel``; the checks of an exporter instance (target="") by ``$targets``."""
+    keep = "$targets" if subject == "instance" else ""
+    return (
+        f"count by ({subject}, check) ({metric}{{{scope}}} {bad}{keep})\n"
+        f"or on ({subject}) (count by ({subject}) ({metric}{{{scope}}}{keep}) * 0)"
+    )
+
+
+CAPACITY = Report(
+    key="capacity",
+    title="ERP capacity report",
+    sections=(
+        Section(
+            key="targets",
+            title="Targets",
+            subject="target",
+            subjects=_TARGETS,
+            rows=(
+                Row(
+                    "users_peak",
+                    "Peak logged-in ERP users",
+                    "max by (target) (max_over_time(erp_users_logged_in{$sel}[$range]))",
+                    "count",
+                    limit=Limit("ErpMonthEndUsersTrend", critical_key=None),
+                    help="Most distinct users logged in at once (ERP pack); warning over the users the system is "
+                    "sized for (ErpMonthEndUsersTrend).",
+                ),
+                Row(
+                    "users_peak_closing",
+                    "Peak users during closing periods",
+                    "max by (target) (max_over_time((max_over_time(erp_users_logged_in{$sel}[$step])\n"
+                    "  and on () (max(erp_calendar_month_end_close{$calendar}) == 1))[$range:$step]))",
+                    "count",
+                    help="The peak while a business calendar had a closing period on (erp_calendar_month_end_close).",
+                ),
+                Row(
+                    "users_peak_outside",
+                    "Peak users outside closing periods",
+                    "max by (target) (max_over_time((max_over_time(erp_users_logged_in{$sel}[$step])\n"
+                    "  and on () (max(erp_calendar_month_end_close{$calendar}) == 0))[$range:$step]))",
+                    "count",
+                    help="The peak while no closing period was on (no data without a business calendar).",
+                ),
+                Row(
+                    "connections_peak",
+                    "Peak database connections used",
+                    "max by (target) (max_over_time(erp:database_connections_used:ratio{$sel}[$range]))",
+                    "ratio",
+                    fallback="max by (target) (max_over_time(erp_database_connections_used_ratio{$sel}[$range]))",
+                    limit=Limit("ErpDatabaseConnectionsSaturated"),
+                    help="Highest share of the database's connection limit in use.",
+                ),
+                Row(
+                    "connections_days_left",
+                    "Days until connections reach the limit",
+                    "min by (target) (\n"
+                    "  (1 - last_over_time(erp_database_connections_used_ratio{$sel}[$range]))\n"
+                    "  / (deriv(erp_database_connections_used_ratio{$sel}[$range]) * 86400))",
+                    "days",
+                    help="At the linear trend of the connections used over the range ('never' when not rising).",
+                ),
+                Row(
+                    "latency_p95_peak",
+                    "Peak p95 latency",
+                    "max by (target, transaction) (max_over_time(erp:transaction_duration_seconds:p95{$sel}[$range]))",
+                    "seconds",
+                    detail=("transaction",),
+                    fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
+                    '(increase(erp_transaction_duration_seconds_bucket{step="",$sel}[$range])))',
+                    limit=Limit("ErpTransactionLatencyHigh"),
+                    help="Highest 5-minute p95 of each business transaction (without the recording rules: the p95 "
+                    "over the whole range).",
+                ),
+                Row(
+                    "database_size",
+                    "Database size now",
+                    "max by (target) (last_over_time(erp_database_size_bytes{$sel}[$range]))",
+                    "bytes",
+                ),
+                Row(
+                    "database_growth",
+                    "Database growth per day",
+                    "max by (target) (deriv(erp_database_size_bytes{$sel}[$range]) * 86400)",
+                    "bytes_per_day",
+                    help="The linear trend of the database size over the range.",
+                ),
+                Row(
+                    "database_disk_days_left",
+                    "Days until the database fills its disk",
+                    "min by (target) (\n"
+                    "  min by (job, instance) (\n"
+                    "    last_over_time(erp_host_filesystem_avail_bytes{$fs,$dbmounts}[$range]))\n"
+                    "  / on (job, instance) group_right ()\n"
+                    "  (deriv(erp_database_size_bytes{$sel}[$range]) * 86400))",
+                    "days",
+                    limit=Limit("ErpDatabaseGrowthFillsDisk", below=True),
+                    help="Free space of the database filesystems of the exporter's host over the growth per day "
+                    "(the exporter runs on the database host, as ErpDatabaseGrowthFillsDisk assumes).",
+                ),
+            ),
+        ),
+        Section(
+            key="hosts",
+            title="Hosts (exporter instances)",
+            subject="instance",
+            subjects=_INSTANCES,
+            rows=(
+                Row(
+                    "cpu_peak",
+                    "Peak CPU busy (5m average)",
+                    "max by (instance) (max_over_time(erp:host_cpu_busy:ratio_rate5m[$range])$targets)",
+                    "ratio",
+                    fallback="max by (instance) (max_over_time((1 - sum without (mode) "
+                    '(rate(erp_host_cpu_seconds_total{mode=~"idle|iowait"}[5m])) / erp_host_cpus)[$range:$step])'
+                    "$targets)",
+                    limit=Limit("ErpHostCpuHigh"),
+                ),
+                Row(
+                    "memory_used_peak",
+                    "Peak memory used",
+                    "max by (instance) (max_over_time(erp_host_memory_used_bytes[$range])$targets)",
+                    "bytes",
+                ),
+                Row(
+                    "memory_available_low",
+                    "Lowest memory available",
+                    "min by (instance) (min_over_time(erp:host_memory_available:ratio[$range])$targets)",
+                    "ratio",
+                    fallback="min by (instance) (min_over_time((erp_host_memory_available_bytes / "
+                    "erp_host_memory_total_bytes)[$range:$step])$targets)",
+                    limit=Limit("ErpHostMemoryPressure", below=True),
+                ),
+                Row(
+                    "filesystem_free",
+                    "Filesystem free now",
+                    "min by (instance, mountpoint) (erp:host_filesystem_avail:ratio{$fs}$targets)",
+                    "ratio",
+                    detail=("mountpoint",),
+                    fallback="min by (instance, mountpoint) (erp_host_filesystem_avail_bytes{$fs} / "
+                    "erp_host_filesystem_size_bytes{$fs}$targets)",
+                    limit=Limit("ErpHostDiskSpaceLow", below=True),
+                ),
+                Row(
+                    "filesystem_days_left",
+                    "Days until the filesystem is full",
+                    "min by (instance, mountpoint) (\n"
+                    "  last_over_time(erp_host_filesystem_avail_bytes{$fs}[$range])\n"
+                    "  / (-deriv(erp_host_filesystem_avail_bytes{$fs}[$range]) * 86400)$targets)",
+                    "days",
+                    detail=("mountpoint",),
+                    help="At the linear trend of the free space over the range ('never' when not shrinking).",
+                ),
+            ),
+        ),
+    ),
+)
+
+HEALTH = Report(
+    key="health",
+    title="ERP health report",
+    sections=(
+        Section(
+            key="targets",
+            title="Targets",
+            subject="target",
+            subjects=_TARGETS,
+            rows=(
+                Row(
+                    "up_ratio",
+                    "Up (share of the range)",
+                    "avg by (target) (avg_over_time(erp_up{$sel}[$range]))",
+                    "ratio",
+                    limit=Limit(warning=1.0, below=True),
+                ),
+                Row(
+                    "up_now",
+                    "Up now",
+                    "min by (target) (erp_up{$sel})",
+                    "bool",
+                    limit=Limit(critical=1.0, below=True),
+                ),
+                Row(
+                    "checks_failing",
+                    "Checks failing now",
+                    _failing("erp_check_success", "== 0", "target", 'target!="",$sel'),
+                    "count",
+                    detail=("check",),
+                    limit=Limit(warning=0.0),
+                ),
+                Row(
+                    "checks_stale",
+                    "Stale checks now",
+                    _failing("erp_check_stale", "== 1", "target", 'target!="",$sel'),
+                    "count",
+                    detail=("check",),
+                    limit=Limit(warning=0.0),
+                ),
+                Row(
+                    "long_running_peak",
+                    "Peak long-running queries",
+                    "max by (target) (max_over_time(erp_database_long_running_queries{$sel}[$range]))",
+                    "count",
+                    limit=Limit("ErpDatabaseLongRunningQueries", critical_key=None),
+                ),
+                Row(
+                    "oldest_query_peak",
+                    "Longest-running query",
+                    "max by (target) (max_over_time(erp_database_oldest_query_age_seconds{$sel}[$range]))",
+                    "seconds",
+                    limit=Limit("ErpDatabaseLongRunningQueries", warning_key=None),
+                ),
+                Row(
+                    "blocked_peak",
+                    "Peak blocked sessions",
+                    "max by (target) (max_over_time(erp_database_blocked_sessions{$sel}[$range]))",
+                    "count",
+                    limit=Limit("ErpDatabaseBlockedSessions", critical_key=None),
+                ),
+                Row(
+                    "lock_wait_peak",
+                    "Longest lock wait",
+                    "max by (target) (max_over_time(erp_database_lock_wait_longest_seconds{$sel}[$range]))",
+                    "seconds",
+                    limit=Limit("ErpDatabaseBlockedSessions", warning_key=None),
+                ),
+                Row(
+                    "invalid_indexes",
+                    "Invalid indexes now",
+                    "max by (target) (erp_database_invalid_indexes{$sel})",
+                    "count",
+                    limit=Limit("ErpDatabaseInvalidIndexes", critical_key=None),
+                ),
+                Row(
+                    "duplicate_indexes",
+                    "Duplicate indexes now",
+                    "max by (target) (erp_database_duplicate_indexes{$sel})",
+                    "count",
+                ),
+                Row(
+                    "audits_breaching",
+                    "Audits over their warning threshold",
+                    "(\n"
+                    "  sum by (target, owner) (erp:audits_breaching:count_by_owner{$sel})\n"
+                    "  or count by (target, owner) (erp_audit_violations{$sel}\n"
+                    "    > on (job, instance, target, audit) group_left () erp_audit_warning_threshold)\n"
+                    ")\n"
+                    "or on (target, owner) (count by (target, owner) (erp_audit_violations{$sel}) * 0)",
+                    "count",
+                    detail=("owner",),
+                    limit=Limit(warning=0.0),
+                    help="Data-governance audits of each owner whose violations are above their warning threshold.",
+                ),
+            ),
+        ),
+        Section(
+            key="exporters",
+            title="Exporters (host checks and backups)",
+            subject="instance",
+            subjects=_INSTANCES,
+            rows=(
+                Row(
+                    "checks_failing",
+                    "Checks failing now",
+                    _failing("erp_check_success", "== 0", "instance", 'target=""'),
+                    "count",
+                    detail=("check",),
+                    limit=Limit(warning=0.0),
+                ),
+                Row(
+                    "checks_stale",
+                    "Stale checks now",
+                    _failing("erp_check_stale", "== 1", "instance", 'target=""'),
+                    "count",
+                    detail=("check",),
+                    limit=Limit(warning=0.0),
+                ),
+                Row(
+                    "backup_age",
+                    "Newest backup age",
+                    "max by (instance, backup) (time() - erp_backup_newest_timestamp_seconds$targets)",
+                    "seconds",
+                    detail=("backup",),
+                    limit=Limit("ErpBackupStale", scale=3600.0),
+                ),
+                Row(
+                    "backup_intact",
+                    "Newest backup passed integrity",
+                    "min by (instance, backup) (erp_backup_integrity_ok$targets)",
+                    "bool",
+                    detail=("backup",),
+                    limit=Limit(critical=1.0, below=True),
+                ),
+                Row(
+                    "backup_files",
+                    "Backup files",
+                    "min by (instance, backup) (erp_backup_files$targets)",
+                    "count",
+                    detail=("backup",),
+                    limit=Limit(critical=1.0, below=True),
+                ),
+            ),
+        ),
+        Section(
+            key="alerts",
+            title="Alerts",
+            subject="",
+            subjects="",
+            rows=(
+                Row(
+                    "alerts_fired",
+                    "Alerts that fired (series)",
+                    'count by (alertname, severity) (count_over_time(ALERTS{alertstate="firing",$sel}[$range]))\n'
+                    + _NO_ALERTS,
+                    "count",
+                    detail=("alertname", "severity"),
+                    help="Distinct alert series (alert name and labels) that were firing at some point of the range.",
+                ),
+                Row(
+                    "alerts_firing_now",
+                    "Alerts firing now (series)",
+                    'count by (alertname, severity) (ALERTS{alertstate="firing",$sel})\n' + _NO_ALERTS,
+                    "count",
+                    detail=("alertname", "severity"),
+                ),
+            ),
+        ),
+    ),
+)
+
+REPORTS: dict[str, Report] = {report.key: report for report in (CAPACITY, HEALTH)}
