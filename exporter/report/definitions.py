@@ -78,35 +78,30 @@ class Report:
 
 # -- thresholds -------------------------------------------------------------------------------------------------
 
-# The values of alert_rules/thresholds.yml the reports use (tests/test_report.py keeps them equal to the
-# shipped file); --thresholds.file reads a site's own file instead.
-DEFAULT_THRESHOLDS: dict[str, Any] = {
-    "selectors": {
-        "filesystem": 'fstype!~"tmpfs|devtmpfs|ramfs|squashfs|iso9660|overlay|nsfs"',
-        "database_mountpoints": "/|/var|/var/lib|/var/lib/postgresql|/var/lib/mysql|/srv|/data",
-        "calendar": "",
-    },
-    "alerts": {
-        "ErpMonthEndUsersTrend": {"warning": 200, "overrides": {"label": "target", "values": {}}},
-        "ErpDatabaseConnectionsSaturated": {"warning": 0.8, "critical": 0.95},
-        "ErpTransactionLatencyHigh": {"warning": 2, "critical": 5, "overrides": {"label": "transaction", "values": {}}},
-        "ErpDatabaseGrowthFillsDisk": {"warning": 7, "critical": 1},
-        "ErpHostCpuHigh": {"warning": 0.85, "critical": 0.95},
-        "ErpHostMemoryPressure": {"warning": 0.10, "critical": 0.05},
-        "ErpHostDiskSpaceLow": {"warning": 0.10, "critical": 0.05},
-        "ErpDatabaseLongRunningQueries": {"warning": 0, "critical": 3600},
-        "ErpDatabaseBlockedSessions": {"warning": 0, "critical": 300},
-        "ErpDatabaseInvalidIndexes": {"warning": 0},
-        "ErpBackupStale": {"warning": 26, "critical": 50},
-    },
+# alert_rules/thresholds.yml, the one place of the alert thresholds, as tools/gen_alert_rules.py copies it
+# into the package (a test fails when the copy differs); --thresholds.file reads a site's own file instead.
+PACKAGED_THRESHOLDS = Path(__file__).with_name("thresholds.yml")
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "selectors": ("filesystem", "database_mountpoints", "calendar"),
+    "alerts": (
+        "ErpMonthEndUsersTrend", "ErpDatabaseConnectionsSaturated", "ErpTransactionLatencyHigh",
+        "ErpDatabaseGrowthFillsDisk", "ErpHostCpuHigh", "ErpHostMemoryPressure", "ErpHostDiskSpaceLow",
+        "ErpDatabaseLongRunningQueries", "ErpDatabaseBlockedSessions", "ErpDatabaseInvalidIndexes",
+        "ErpBackupStale",
+    ),
 }
+
+
+def _packaged_thresholds() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(PACKAGED_THRESHOLDS.read_text())
+    return loaded
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """The selectors and alert values the reports use (a subset of thresholds.yml)."""
 
-    raw: dict[str, Any] = field(default_factory=lambda: DEFAULT_THRESHOLDS)
+    raw: dict[str, Any] = field(default_factory=_packaged_thresholds)
 
     @classmethod
     def load(cls, path: Path) -> Thresholds:
@@ -117,7 +112,7 @@ class Thresholds:
             raise ValueError(f"{path}: {exc}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: not a thresholds file (a mapping with selectors and alerts)")
-        for section, keys in DEFAULT_THRESHOLDS.items():
+        for section, keys in REQUIRED_KEYS.items():
             for key in keys:
                 if not isinstance(loaded.get(section), dict) or key not in loaded[section]:
                     raise ValueError(f"{path}: {section}.{key} is missing")
