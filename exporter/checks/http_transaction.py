@@ -476,7 +476,7 @@ class _Runner:
                         raise _StepError("content", f"step {step!r}: the answer is larger than {MAX_BODY_BYTES} bytes")
                     chunks.append(chunk)
                     if time.monotonic() > step_deadline:
-                        raise _StepError("timeout", f"step {step!r}: no complete answer within {limit:.3g}s")
+                        raise _StepError("timeout", f"step {step!r}: no complete answer within {_seconds(limit)}")
                 return _Answer(response.status_code, b"".join(chunks), response.encoding, time.monotonic() - started)
         except requests.RequestException as exc:
             reason, detail = _classify(exc, limit)
@@ -486,17 +486,22 @@ class _Runner:
 # --- helpers ---------------------------------------------------------------------------------------
 
 
+def _seconds(limit: float) -> str:
+    """A time limit for a message, to a tenth of a second: the time left is a few ms under the setting."""
+    return f"{round(limit, 1):g}s"
+
+
 def _classify(exc: requests.RequestException, limit: float) -> tuple[str, str]:
     """The failure reason and a short, secret-free description of a requests exception."""
     cause = _root_cause(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         return "connect", f"TLS failed: {_describe_os_error(cause)}"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connect", f"no connection within {limit:.3g}s"
+        return "connect", f"no connection within {_seconds(limit)}"
     if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
         cause, TimeoutError | urllib3.exceptions.ReadTimeoutError
     ):
-        return "timeout", f"no answer within {limit:.3g}s"
+        return "timeout", f"no answer within {_seconds(limit)}"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return "connect", f"connection failed: {_describe_os_error(cause)}"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
