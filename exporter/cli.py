@@ -146,10 +146,22 @@ def check_config(path: Path, web_config_file: str) -> int:
         return EXIT_CONFIG
     config = loaded.config
     checks = sum(len(t.checks) for t in config.targets)
-    print(
-        f"{path}: OK ({len(config.targets)} targets, {checks} configured target checks, "
-        f"{len(config.process_groups)} process groups)"
-    )
+    counts = [
+        _plural(len(config.targets), "target"),
+        _plural(checks, "configured target check"),
+        _plural(len(config.process_groups), "process group"),
+    ]
+    counts += [
+        _plural(count, word)
+        for count, word in (
+            (len(config.http_transactions), "HTTP transaction"),
+            (len(config.backups), "backup set"),
+            (len(config.logs), "log file"),
+            (len(config.calendars), "calendar"),
+        )
+        if count
+    ]
+    print(f"{path}: OK ({', '.join(counts)})")
     return EXIT_OK
 
 

@@ -90,6 +90,24 @@ def test_check_config_on_a_valid_file_exits_0_and_says_ok(tmp_path: Path) -> Non
     assert result.stdout.startswith("erp-exporter.yml: OK"), result.stdout
 
 
+def test_check_config_counts_what_the_file_configures(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        VALID
+        + """\
+calendars:
+  - {name: hq, timezone: Europe/Brussels, country: BE, closing_periods: [{type: month_end, name: close}]}
+logs:
+  - {name: pg, path: /var/log/postgresql/pg.log, presets: [postgresql]}
+  - {name: erp, path: /var/log/trytond.log, presets: [python_traceback]}
+""",
+    )
+    result = run("check-config", "--config.file=erp-exporter.yml", cwd=tmp_path)
+    assert result.stdout == (
+        "erp-exporter.yml: OK (1 target, 1 configured target check, 1 process group, 2 log files, 1 calendar)\n"
+    )
+
+
 def test_check_config_on_a_broken_file_exits_2_with_every_error_line(tmp_path: Path) -> None:
     write_config(tmp_path, BROKEN)
     result = run("check-config", "--config.file=erp-exporter.yml", cwd=tmp_path)

@@ -518,7 +518,7 @@ def test_config_map_holds_a_valid_exporter_config_whose_secrets_come_from_the_se
                             capture_output=True, text=True, timeout=60, check=False,
                             env={"PATH": "/usr/bin:/bin", **dict.fromkeys(needed, "placeholder")})  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK (1 targets, 3 configured target checks, 0 process groups)" in result.stdout
+    assert "OK (1 target, 3 configured target checks, 0 process groups)" in result.stdout
     volume = next(v for v in _manifest("deployment.yaml")["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
     assert volume["configMap"]["name"] == config_map["metadata"]["name"]
 
