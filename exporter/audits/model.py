@@ -10,8 +10,7 @@ Parameters are numbers: `:name` in the SQL is replaced by params.name in parenth
 the ERP packs (`exporter.sqlparams`). The description is prose for humans: there `{name}` is replaced by
 the plain number ('{days} days' reads '30 days').
 
-This module imports nothing from `exporter.config.model` (which imports it): the name pattern below is the
-same text as `exporter.config.model.NAME_PATTERN`, so config errors describe it in the same words.
+Names use `exporter.config.base.NAME_PATTERN`, the config's own, so config errors describe them in the same words.
 """
 
 from __future__ import annotations
@@ -21,13 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, field_validator
+from pydantic import Field, PlainValidator, ValidationInfo, field_validator
 
+from exporter.config.base import NAME_PATTERN, StrictModel
 from exporter.config.durations import PositiveDuration
 from exporter.db.dialect import Dialect
 from exporter.sqlparams import finite_number, number_text, placeholders
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the same as exporter.config.model.NAME_PATTERN
 SNAKE_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # categories and parameter names
 
 DEFAULT_INTERVAL = 900.0  # 15 minutes: audits are business data, not probes
@@ -40,10 +39,6 @@ SQL_DIALECTS: tuple[str, ...] = tuple(d.value for d in Dialect if d is not Diale
 
 # `{name}` in a description (prose); the SQL uses `:name` (exporter.sqlparams.PLACEHOLDER)
 _DESCRIPTION_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def _param_value(value: Any) -> int | float:
@@ -91,7 +86,7 @@ AuditSql = Annotated[
 ]
 
 
-class AuditConfig(_Strict):
+class AuditConfig(StrictModel):
     """One audit: SQL returning one row per offending record, first column `key`."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
@@ -151,13 +146,13 @@ class AuditConfig(_Strict):
         return list(dict.fromkeys(name for text in texts for name in placeholders(text)))
 
 
-class AuditFile(_Strict):
+class AuditFile(StrictModel):
     """An audit file (a user's, or a shipped pack under exporter/audits/packs/)."""
 
     audits: list[AuditConfig] = Field(description="The audits of this file.")
 
 
-class AuditOverride(_Strict):
+class AuditOverride(StrictModel):
     """Per-target changes to one audit of a pack or file (what a site tunes without copying the SQL)."""
 
     owner: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None

@@ -14,9 +14,9 @@ from pydantic_core import ErrorDetails
 
 from exporter.audits import loader as audit_loader  # a cycle: it uses this module's error wording
 from exporter.audits.model import SNAKE_NAME_PATTERN, ResolvedAudit
+from exporter.config.base import NAME_PATTERN
 from exporter.config.model import (
     LABEL_NAME_PATTERN,
-    NAME_PATTERN,
     ClosingPeriodConfig,
     ExporterConfig,
     HttpTransactionConfig,

@@ -14,8 +14,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     PrivateAttr,
@@ -31,11 +29,11 @@ from exporter.audits.model import ParamValue as AuditParamValue
 from exporter.calendar.days import WEEKDAY_NAMES, check_country, check_subdivision, zone
 from exporter.checks.host import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
 from exporter.checks.transactions_metrics import validate_buckets
+from exporter.config.base import NAME_PATTERN, StrictModel
 from exporter.config.durations import Duration, PositiveDuration
 from exporter.packs.model import Pack
 from exporter.sqlparams import Number as PackNumber
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 # Label names the exporter's own metrics use; a static target label with one of these names would
@@ -46,10 +44,6 @@ RESERVED_LABEL_NAMES = frozenset(
      "owner", "category", "severity", "support_line", "audit", "period", "table", "pack", "query",
      "replica"}
 )
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def _compile_regex(value: str | None) -> str | None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import Field, PlainValidator
 
+from exporter.config.base import NAME_PATTERN, StrictModel
 from exporter.config.durations import PositiveDuration
 from exporter.sqlparams import Number
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the same as exporter.config.model.NAME_PATTERN
 PARAM_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 COLUMN_PATTERN = r"^[a-z_][a-z0-9_]*$"  # result columns are compared in lower case
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
@@ -37,10 +37,6 @@ DEFAULT_QUERY_TIMEOUT = 10.0
 DEFAULT_MAX_TRANSACTIONS = 100
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
 def _sql_text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected the SQL text")
@@ -53,7 +49,7 @@ SqlText = Annotated[str, PlainValidator(_sql_text, json_schema_input_type=str)]
 ColumnName = Annotated[str, Field(pattern=COLUMN_PATTERN)]
 
 
-class PackParam(_Strict):
+class PackParam(StrictModel):
     """A number the SQL uses as `:name`; the target's pack entry may override it within min..max."""
 
     default: Number = Field(description="The value unless the target's pack entry sets its own.")
@@ -62,7 +58,7 @@ class PackParam(_Strict):
     description: str = Field(default="", description="What the number means, with its unit.")
 
 
-class PackSql(_Strict):
+class PackSql(StrictModel):
     """The query text per dialect; a target runs the one of its own dialect."""
 
     postgresql: SqlText | None = None
@@ -75,7 +71,7 @@ class PackSql(_Strict):
         return [(name, text) for name in SQL_DIALECTS if (text := getattr(self, name)) is not None]
 
 
-class PackMetric(_Strict):
+class PackMetric(StrictModel):
     """One value column of a query published as a metric, one series per row, labelled by label columns."""
 
     name: Annotated[str, Field(pattern=METRIC_NAME_PATTERN)] = Field(description="The metric name (erp_...).")
@@ -89,7 +85,7 @@ class PackMetric(_Strict):
     )
 
 
-class PackQuery(_Strict):
+class PackQuery(StrictModel):
     """One named query of a pack; each becomes its own check `<pack>/<name>` with its own interval."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(description="Unique in the pack.")
@@ -118,7 +114,7 @@ class PackQuery(_Strict):
     )
 
 
-class Pack(_Strict):
+class Pack(StrictModel):
     """An ERP pack file."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(description="The `pack` label value.")
