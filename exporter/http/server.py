@@ -75,9 +75,6 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.app = app
         self.web = web
         self.auth = BasicAuth(web.basic_auth_users)
-        # App.reload() is not safe to run twice at once (two runtimes would be swapped in and stopped
-        # crosswise); requests that arrive together take turns.
-        self.reload_lock = threading.Lock()
         host, port = address
         self._dual_stack = False
         if ":" in host:
@@ -233,8 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reload(self) -> None:
         app = self.server.app
         try:
-            with self.server.reload_lock:
-                ok = app.reload()
+            ok = app.reload()  # serialized by the app itself: requests and SIGHUPs that arrive together take turns
         except Exception as exc:  # a bug below must not leave the client without an answer
             log.exception("config reload crashed; keeping the running config")
             error = app.mask.apply(f"{type(exc).__name__}: {exc}")
