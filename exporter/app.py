@@ -36,6 +36,7 @@ from exporter.config.model import (
     CheckSettings,
     DbResponseCheckConfig,
     DbSessionsCheckConfig,
+    GlobalConfig,
     HttpTransactionConfig,
     PackCheckConfig,
     PrivilegesCheckConfig,
@@ -162,6 +163,11 @@ def http_transaction_check(
     return HttpTransactionCheck(f"http_transaction:{transaction.name}", scenario)
 
 
+def bounded_timeout(own: float | None, settings: GlobalConfig, interval: float) -> float:
+    """A non-target check's timeout: its own, else the global default, never longer than its interval."""
+    return min(own or settings.timeout, interval)
+
+
 def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultStore) -> Runtime:
     """Build databases, checks and jobs for a config, without starting anything."""
     config = loaded.config
@@ -230,7 +236,7 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
             ),
             "host",
             interval,
-            min(host.timeout or settings.timeout, interval),
+            bounded_timeout(host.timeout, settings, interval),
             None,
             {},
         )
@@ -241,7 +247,7 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
             ProcessGroupCheck(group.name, group.name, group.process_name, group.cmdline),
             "process_group",
             interval,
-            min(group.timeout or settings.timeout, interval),
+            bounded_timeout(group.timeout, settings, interval),
             None,
             {},
         )
@@ -278,7 +284,7 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
             ),
             "log",
             log_file.interval,
-            min(log_file.timeout or settings.timeout, log_file.interval),
+            bounded_timeout(log_file.timeout, settings, log_file.interval),
             None,
             {},
         )
@@ -288,14 +294,14 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
             CalendarCheck.from_config(calendar),
             "calendar",
             calendar.interval,
-            min(calendar.timeout or settings.timeout, calendar.interval),
+            bounded_timeout(calendar.timeout, settings, calendar.interval),
             None,
             {},
         )
 
     for transaction in config.http_transactions:
         interval = transaction.interval or settings.interval
-        timeout = min(transaction.timeout or settings.timeout, interval)
+        timeout = bounded_timeout(transaction.timeout, settings, interval)
         add(
             CheckKey("", f"http_transaction:{transaction.name}"),
             http_transaction_check(transaction, loaded, timeout),
