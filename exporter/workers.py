@@ -58,9 +58,11 @@ class WorkerPool:
             self._live -= 1
             self._busy -= 1
             replace = len(self._abandoned) <= self._abandoned_limit
+            # counted in the same step, so stats() never shows the pool a worker short in between
+            replacement = self._reserve_worker() if replace else None
         log.warning("worker abandoned", extra={"abandoned": len(self._abandoned), "replaced": replace})
-        if replace:
-            self._spawn()
+        if replacement is not None:
+            self._start_worker(replacement)
 
     def stats(self) -> WorkerStats:
         with self._lock:
@@ -85,9 +87,16 @@ class WorkerPool:
 
     def _spawn(self) -> None:
         with self._lock:
-            self._live += 1
-            self._serial += 1
-            name = f"{self._name}-{self._serial}"
+            name = self._reserve_worker()
+        self._start_worker(name)
+
+    def _reserve_worker(self) -> str:
+        """Count a new live worker and name it; the caller holds the lock."""
+        self._live += 1
+        self._serial += 1
+        return f"{self._name}-{self._serial}"
+
+    def _start_worker(self, name: str) -> None:
         threading.Thread(target=self._loop, name=name, daemon=True).start()
 
     def _loop(self) -> None:
