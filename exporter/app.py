@@ -30,6 +30,7 @@ from exporter.checks.pack import entry_timeouts
 from exporter.checks.process_group import ProcessGroupCheck
 from exporter.checks.registry import CheckRegistry
 from exporter.checks.transactions_metrics import DEFAULT_BUCKETS
+from exporter.config.connection import connection_spec
 from exporter.config.loader import ConfigError, LoadedConfig, load_config
 from exporter.config.model import (
     DEFAULT_TARGET_CHECKS,
@@ -44,7 +45,6 @@ from exporter.config.model import (
     TrytonTransactionConfig,
 )
 from exporter.config.semantics import effective_interval, effective_timeout
-from exporter.db.connstr import ConnectionSpec
 from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
 from exporter.exposition import Exposition, RenderLoop
@@ -91,18 +91,6 @@ def target_checks(target: TargetConfig) -> list[CheckSettings]:
         if kind not in configured:
             checks.append(_DEFAULT_CHECK_CONFIGS[kind].model_validate({"kind": kind}))
     return checks
-
-
-def connection_spec(target: TargetConfig, password: str | None, read_timeout: float) -> ConnectionSpec:
-    return ConnectionSpec(
-        driver=target.driver,
-        dsn=target.dsn,
-        attributes={key: str(value) for key, value in target.connection.items()},
-        username=target.username,
-        password=password,
-        connect_timeout=target.connect_timeout,
-        read_timeout=read_timeout,
-    )
 
 
 def config_relative_path(base_dir: Path, path: str) -> str:

@@ -8,8 +8,9 @@ counts and staleness without touching the client library.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -137,3 +138,15 @@ def to_float(value: object) -> float | None:
     if math.isnan(result):
         raise ValueConversionError("NaN")
     return result
+
+
+def validate_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
+    """Bucket bounds as a tuple; raise ValueError unless they are finite, positive and strictly increasing."""
+    bounds = tuple(float(b) for b in buckets)
+    if not bounds:
+        raise ValueError("at least one bucket is needed")
+    if any(not math.isfinite(b) or b <= 0 for b in bounds):
+        raise ValueError("bucket bounds must be finite numbers above 0 (+Inf is always added)")
+    if any(later <= earlier for earlier, later in itertools.pairwise(bounds)):
+        raise ValueError("bucket bounds must be strictly increasing")
+    return bounds

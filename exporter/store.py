@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from exporter.checks.base import ErrorReason
 from exporter.metrics import MetricFamily, Sample
+from exporter.run import ErrorReason
 
 SKIP_REASONS = ("null", "not_a_number")
 

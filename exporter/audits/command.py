@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from exporter.app import connection_spec
 from exporter.audits.model import ResolvedAudit
 from exporter.checks.audits import AuditCheck, AuditReport, AuditResult
 from exporter.checks.base import CheckError, ErrorReason, RunContext
+from exporter.config.connection import connection_spec
 from exporter.config.durations import format_duration
 from exporter.config.loader import LoadedConfig
 from exporter.db.pool import Backoff

@@ -24,9 +24,9 @@ from exporter.audits.model import (
     ResolvedAudit,
     render_description,
 )
-from exporter.config import loader as config_loader
 from exporter.config.durations import format_duration
 from exporter.config.model import AuditsCheckConfig, ExporterConfig
+from exporter.config.validation import issues_from_validation
 from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, format_path, load_yaml
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
@@ -84,7 +84,7 @@ def _validate_file(document: YamlDocument, source: str) -> list[_Located]:
     try:
         parsed = AuditFile.model_validate(data)
     except ValidationError as exc:
-        issues.extend(config_loader._issues_from_validation(exc, document, AuditFile))
+        issues.extend(issues_from_validation(exc, document, AuditFile))
         raise SourceError(_sorted(issues)) from None
     located = [_Located(audit, document, ("audits", index), source) for index, audit in enumerate(parsed.audits)]
     issues.extend(_duplicate_names(located))

@@ -6,107 +6,12 @@ duration, last success and the error reason the same way for all (the node_expor
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from exporter.metrics import MetricFamily, MetricSpec
+from exporter.run import CancelToken, CheckError, ErrorReason, RunContext
 
-
-class ErrorReason(StrEnum):
-    """The small, fixed set of reasons a check can fail for (a label value, so it must stay small)."""
-
-    TIMEOUT = "timeout"
-    CONNECT = "connect"
-    AUTH = "auth"
-    QUERY = "query"
-    GUARD = "guard"
-    OTHER = "other"
-
-
-class CheckError(Exception):
-    """A check failed for a known reason. The message must never contain secrets."""
-
-    def __init__(self, reason: ErrorReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-class CancelToken:
-    """Lets the scheduler interrupt a running check, and tell it when it has been given up on.
-
-    `cancel()` runs when a check overruns its timeout (for example to cancel its open cursor).
-    `abandon()` runs when even the cancel did not bring the worker back (a frozen server): resources
-    the worker holds must then be accounted as lost until it returns.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._abandoned = False
-        self._on_cancel: list[Callable[[], None]] = []
-        self._on_abandon: list[Callable[[], None]] = []
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    @property
-    def abandoned(self) -> bool:
-        return self._abandoned
-
-    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Register a callback for cancel(); returns a function that unregisters it.
-
-        If the token is already cancelled, the callback runs at once.
-        """
-        return self._register(self._on_cancel, callback, lambda: self._cancelled)
-
-    def on_abandon(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Register a callback for abandon(); returns a function that unregisters it."""
-        return self._register(self._on_abandon, callback, lambda: self._abandoned)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-            callbacks, self._on_cancel = self._on_cancel, []
-        for callback in callbacks:
-            callback()
-
-    def abandon(self) -> None:
-        with self._lock:
-            self._abandoned = True
-            callbacks, self._on_abandon = self._on_abandon, []
-        for callback in callbacks:
-            callback()
-
-    def _register(
-        self, callbacks: list[Callable[[], None]], callback: Callable[[], None], fired: Callable[[], bool]
-    ) -> Callable[[], None]:
-        with self._lock:
-            run_now = fired()
-            if not run_now:
-                callbacks.append(callback)
-        if run_now:
-            callback()
-
-        def unregister() -> None:
-            with self._lock:
-                if callback in callbacks:
-                    callbacks.remove(callback)
-
-        return unregister
-
-
-@dataclass
-class RunContext:
-    """What a check receives for one run. Database checks hold their TargetDatabase themselves."""
-
-    timeout: float
-    cancel: CancelToken = field(default_factory=CancelToken)
+__all__ = ["BaseCheck", "CancelToken", "Check", "CheckError", "ErrorReason", "RunContext"]
 
 
 class Check(Protocol):

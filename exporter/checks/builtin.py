@@ -14,7 +14,7 @@ from exporter.checks.db_size import DbSizeCheck
 from exporter.checks.host import HostCheck
 from exporter.checks.http_transaction import HttpTransactionCheck
 from exporter.checks.log_follow import LogCheck
-from exporter.checks.pack import build_pack_checks
+from exporter.checks.pack import build_pack_checks, shipped_metric_specs
 from exporter.checks.privileges import PrivilegesCheck
 from exporter.checks.process_group import ProcessGroupCheck
 from exporter.checks.registry import CheckKind, CheckRegistry, ScheduledCheck
@@ -30,7 +30,6 @@ from exporter.config.model import (
     SqlTransactionCheckConfig,
 )
 from exporter.db.target import TargetDatabase
-from exporter.packs.loader import shipped_metric_specs
 
 
 def _db_response(settings: CheckSettings, database: TargetDatabase) -> Check:

@@ -66,7 +66,6 @@ SOURCE = "http"
 REASONS: tuple[str, ...] = ("connect", "timeout", "status", "content", "auth", "other")
 MAX_BODY_BYTES = 10 * 1024 * 1024
 LOGOUT_AFTER_FAILURE_TIMEOUT = 2.0
-TRYTON_SESSION_STEPS = ("login", "logout")
 
 TLS_EXPIRY = gauge(
     "erp_tls_certificate_expiry_timestamp_seconds",
@@ -89,42 +88,7 @@ _TRANSACTION_REASONS: dict[ErrorReason, str] = {
     ErrorReason.AUTH: "auth",
 }
 
-# Tryton model methods that only read (RPC readonly=True in trytond), and the session-free common calls.
-READ_ONLY_TRYTON_MODEL_METHODS = frozenset(
-    {
-        "read",
-        "search",
-        "search_count",
-        "search_read",
-        "fields_get",
-        "default_get",
-        "fields_view_get",
-        "view_toolbar_get",
-        "autocomplete",
-        "export_data",
-        "export_data_domain",
-        "resources",
-        "history_revisions",
-        "get_preferences",
-    }
-)
-READ_ONLY_TRYTON_COMMON_METHODS = frozenset({"common.server.version", "common.db.list"})
 _TRYTON_AUTH_ERRORS = frozenset({"LoginException", "AccessError", "RateLimitException"})
-
-
-def tryton_method_refusal(method: str) -> str | None:
-    """Why a Tryton JSON-RPC method may not be a step (None: it may). Steps must only read."""
-    if method in ("common.db.login", "common.db.logout"):
-        return "login and logout are added by the exporter: list only the calls in between"
-    if method in READ_ONLY_TRYTON_COMMON_METHODS:
-        return None
-    parts = method.split(".")
-    if parts[0] == "model" and len(parts) >= 3 and parts[-1] in READ_ONLY_TRYTON_MODEL_METHODS:
-        return None
-    return (
-        f"method {method!r} is not a reading method; allowed: model.<model>.<method> with method one of "
-        f"{', '.join(sorted(READ_ONLY_TRYTON_MODEL_METHODS))}, or {', '.join(sorted(READ_ONLY_TRYTON_COMMON_METHODS))}"
-    )
 
 
 # --- the scenario: plain data built from the config ------------------------------------------------

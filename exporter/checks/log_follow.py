@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, ClassVar
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.config.log_presets import PRESETS
 from exporter.metrics import MetricFamily, MetricSpec, counter
 
 logger = logging.getLogger(__name__)
@@ -47,21 +48,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
 _CHUNK_BYTES = 256 * 1024
-
-# Named built-in patterns. PostgreSQL's stderr log writes the severity followed by a colon and two
-# spaces after the log_line_prefix ("2024-05-01 10:00:00 UTC [123] ERROR:  ..."); the severities are
-# English unless lc_messages translates them. Python prints a traceback's first line on a line of its own
-# (after any prefix the logging format adds).
-PRESETS: Mapping[str, Mapping[str, str]] = {
-    "postgresql": {
-        "error": r"\bERROR:\s",
-        "fatal": r"\bFATAL:\s",
-        "panic": r"\bPANIC:\s",
-    },
-    "python_traceback": {
-        "traceback": r"Traceback \(most recent call last\):\s*$",
-    },
-}
 
 MATCHES = counter(
     "erp_log_matches_total",

@@ -24,7 +24,7 @@ import datetime
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from exporter.checks import transactions_metrics as tm
@@ -33,10 +33,52 @@ from exporter.checks.registry import ScheduledCheck
 from exporter.config.loader import LoadedConfig
 from exporter.config.model import CheckSettings, PackCheckConfig
 from exporter.db.target import QueryResult, TargetDatabase
-from exporter.metrics import MetricFamily, MetricSpec, ValueConversionError, to_float
-from exporter.packs.loader import JOB_LOG_SPECS, PACK_LABEL, load_pack, query_metric_specs, selected_queries
+from exporter.metrics import MetricFamily, MetricSpec, MetricType, ValueConversionError, to_float
+from exporter.packs.loader import PACK_LABEL, load_pack, selected_queries, shipped_packs
 from exporter.packs.model import SINCE, Pack, PackQuery
 from exporter.sqlparams import render_sql
+
+# ---------------------------------------------------------------------------------------------------
+# The metrics a pack publishes (for `erp-exporter metrics` and the checks)
+
+
+def _job_log_spec(spec: MetricSpec, *labels: str) -> MetricSpec:
+    return replace(spec, labels=(*labels, PACK_LABEL))
+
+
+#: the shared transaction metrics as a job_log query publishes them: no `step`, and the `pack` label
+JOB_LOG_SPECS: tuple[MetricSpec, ...] = (
+    _job_log_spec(tm.DURATION, "transaction", "source"),
+    _job_log_spec(tm.FAILURES, "transaction", "source", "reason"),
+    _job_log_spec(tm.LAST_SUCCESS, "transaction", "source"),
+)
+
+
+def query_metric_specs(query: PackQuery) -> tuple[MetricSpec, ...]:
+    """The metrics a query publishes; every one also carries the `pack` label."""
+    if query.kind == "job_log":
+        return JOB_LOG_SPECS
+    return tuple(
+        MetricSpec(
+            name=metric.name,
+            type=MetricType.COUNTER if metric.type == "counter" else MetricType.GAUGE,
+            help=metric.help.strip(),
+            labels=(*metric.labels, PACK_LABEL),
+        )
+        for metric in query.metrics
+    )
+
+
+def shipped_metric_specs() -> tuple[MetricSpec, ...]:
+    """Every metric the shipped packs can publish, without duplicates."""
+    seen: dict[str, MetricSpec] = {}
+    for name in shipped_packs():
+        for query in load_pack(name).queries:
+            for spec in query_metric_specs(query):
+                seen.setdefault(spec.name, spec)
+    return tuple(seen.values())
+
+
 
 SOURCE = "job_log"
 FAILED_REASON = "job_failed"

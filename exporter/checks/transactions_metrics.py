@@ -11,12 +11,10 @@ families on every run), so they start at 0 when the check is built and only grow
 from __future__ import annotations
 
 import bisect
-import itertools
-import math
 import threading
 from collections.abc import Mapping, Sequence
 
-from exporter.metrics import HistogramValue, MetricFamily, MetricSpec, counter, gauge, histogram
+from exporter.metrics import HistogramValue, MetricFamily, MetricSpec, counter, gauge, histogram, validate_buckets
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 """Upper bounds in seconds that suit ERP work: tens of milliseconds to ten minutes."""
@@ -41,18 +39,6 @@ LAST_SUCCESS = gauge(
     "transaction",
     "source",
 )
-
-
-def validate_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
-    """Bucket bounds as a tuple; raise ValueError unless they are finite, positive and strictly increasing."""
-    bounds = tuple(float(b) for b in buckets)
-    if not bounds:
-        raise ValueError("at least one bucket is needed")
-    if any(not math.isfinite(b) or b <= 0 for b in bounds):
-        raise ValueError("bucket bounds must be finite numbers above 0 (+Inf is always added)")
-    if any(later <= earlier for earlier, later in itertools.pairwise(bounds)):
-        raise ValueError("bucket bounds must be strictly increasing")
-    return bounds
 
 
 class HistogramAccumulator:

@@ -27,10 +27,10 @@ from exporter.audits.model import AuditConfig, AuditOverride
 from exporter.audits.model import ParamName as AuditParamName
 from exporter.audits.model import ParamValue as AuditParamValue
 from exporter.calendar.days import WEEKDAY_NAMES, check_country, check_subdivision, zone
-from exporter.checks.host import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
-from exporter.checks.transactions_metrics import validate_buckets
 from exporter.config.base import NAME_PATTERN, StrictModel
 from exporter.config.durations import Duration, PositiveDuration
+from exporter.config.host_defaults import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
+from exporter.metrics import validate_buckets
 from exporter.packs.model import Pack
 from exporter.sqlparams import Number as PackNumber
 

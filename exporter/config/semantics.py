@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exporter.checks.http_transaction import TRYTON_SESSION_STEPS, tryton_method_refusal
-from exporter.checks.log_follow import PRESETS as LOG_PATTERN_PRESETS
 from exporter.config.durations import format_duration
+from exporter.config.log_presets import PRESETS as LOG_PATTERN_PRESETS
 from exporter.config.model import (
     RESERVED_LABEL_NAMES,
     CheckSettings,
@@ -20,6 +19,7 @@ from exporter.config.model import (
 from exporter.config.yaml_source import PathKey
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
+from exporter.tryton_rpc import TRYTON_SESSION_STEPS, tryton_method_refusal
 
 
 def effective_interval(check: CheckSettings, global_config: GlobalConfig) -> float:

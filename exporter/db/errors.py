@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from exporter.checks.base import CheckError, ErrorReason
+from exporter.run import CheckError, ErrorReason
 
 _AUTH_FRAGMENTS = (
     "password authentication failed",

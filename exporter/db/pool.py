@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.checks.base import CancelToken, CheckError, ErrorReason
 from exporter.db.dialect import Dialect
 from exporter.db.errors import ClassifiedError
+from exporter.run import CancelToken, CheckError, ErrorReason
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pyodbc
 
-from exporter.checks.base import CheckError, ErrorReason, RunContext
 from exporter.db.connstr import ConnectionSpec
 from exporter.db.dialect import Dialect, dialect_from_dbms_name
 from exporter.db.errors import ClassifiedError, classify, error_message
 from exporter.db.guard import GuardError, check_read_only
 from exporter.db.pool import Backoff, ConnectionPool, Lease, OpenConnection, PoolStats
 from exporter.db.session_setup import is_truthy, session_for
+from exporter.run import CheckError, ErrorReason, RunContext
 
 log = logging.getLogger(__name__)
 

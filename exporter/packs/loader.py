@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import importlib.resources
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from exporter.checks import transactions_metrics
-from exporter.config import loader as config_loader
 from exporter.config.durations import format_duration
 from exporter.config.model import ExporterConfig, PackCheckConfig
+from exporter.config.validation import issues_from_validation
 from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, format_path, load_yaml
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
-from exporter.metrics import MetricSpec, MetricType
+from exporter.metrics import validate_buckets
 from exporter.packs.model import JOB_LOG_COLUMNS, SINCE, Pack, PackQuery
 from exporter.sqlparams import placeholders, render_sql
 
@@ -86,7 +84,7 @@ def validate_pack_document(document: YamlDocument) -> Pack:
     try:
         pack = Pack.model_validate(document.data)
     except ValidationError as exc:
-        issues.extend(config_loader._issues_from_validation(exc, document, Pack))
+        issues.extend(issues_from_validation(exc, document, Pack))
         raise PackError(_sorted(issues)) from None
     issues.extend(document.issue(path, message) for path, message in pack_issues(pack))
     if issues:
@@ -197,7 +195,7 @@ def _job_log_issues(query: PackQuery, path: PathKey) -> Iterator[tuple[PathKey, 
         yield (*path, "metrics"), "a job_log query publishes the erp_transaction_* metrics; it has no metrics"
     if query.buckets is not None:
         try:
-            transactions_metrics.validate_buckets(query.buckets)
+            validate_buckets(query.buckets)
         except ValueError as exc:
             yield (*path, "buckets"), str(exc)
 
@@ -230,47 +228,6 @@ def _metrics_issues(
                 yield label_path, f"label name '{label}' is reserved (the exporter or Prometheus sets it)"
             elif label == metric.value:
                 yield label_path, f"column '{label}' is the value; it cannot be a label too"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Metric specs (for `erp-exporter metrics` and the checks)
-
-
-def _job_log_spec(spec: MetricSpec, *labels: str) -> MetricSpec:
-    return replace(spec, labels=(*labels, PACK_LABEL))
-
-
-#: the shared transaction metrics as a job_log query publishes them: no `step`, and the `pack` label
-JOB_LOG_SPECS: tuple[MetricSpec, ...] = (
-    _job_log_spec(transactions_metrics.DURATION, "transaction", "source"),
-    _job_log_spec(transactions_metrics.FAILURES, "transaction", "source", "reason"),
-    _job_log_spec(transactions_metrics.LAST_SUCCESS, "transaction", "source"),
-)
-
-
-def query_metric_specs(query: PackQuery) -> tuple[MetricSpec, ...]:
-    """The metrics a query publishes; every one also carries the `pack` label."""
-    if query.kind == "job_log":
-        return JOB_LOG_SPECS
-    return tuple(
-        MetricSpec(
-            name=metric.name,
-            type=MetricType.COUNTER if metric.type == "counter" else MetricType.GAUGE,
-            help=metric.help.strip(),
-            labels=(*metric.labels, PACK_LABEL),
-        )
-        for metric in query.metrics
-    )
-
-
-def shipped_metric_specs() -> tuple[MetricSpec, ...]:
-    """Every metric the shipped packs can publish, without duplicates."""
-    seen: dict[str, MetricSpec] = {}
-    for name in shipped_packs():
-        for query in load_pack(name).queries:
-            for spec in query_metric_specs(query):
-                seen.setdefault(spec.name, spec)
-    return tuple(seen.values())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -347,7 +304,7 @@ def _entry_issues(entry: PackCheckConfig, pack: Pack, dialect: Dialect) -> Itera
             yield ("params", name), f"must be within {_bounds(param.min, param.max)}, got {_num(value)}"
     if entry.buckets is not None:
         try:
-            transactions_metrics.validate_buckets(entry.buckets)
+            validate_buckets(entry.buckets)
         except ValueError as exc:
             yield ("buckets",), str(exc)
     queries = selected_queries(entry, pack)
