@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from exporter.checks.pack import entry_timeouts
 from exporter.checks.process_group import ProcessGroupCheck
 from exporter.checks.registry import CheckRegistry
 from exporter.checks.transactions_metrics import DEFAULT_BUCKETS
-from exporter.config.connection import connection_spec
+from exporter.config.connection import connection_spec, read_timeout
 from exporter.config.loader import ConfigError, LoadedConfig, load_config
 from exporter.config.model import (
     DEFAULT_TARGET_CHECKS,
@@ -156,8 +157,16 @@ def bounded_timeout(own: float | None, settings: GlobalConfig, interval: float) 
     return min(own or settings.timeout, interval)
 
 
-def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultStore) -> Runtime:
-    """Build databases, checks and jobs for a config, without starting anything."""
+def build_runtime(
+    loaded: LoadedConfig,
+    registry: CheckRegistry,
+    store: ResultStore,
+    only: Callable[[CheckKey], bool] | None = None,
+) -> Runtime:
+    """Build databases, checks and jobs for a config, without starting anything.
+
+    `only` keeps the checks it accepts (`erp-exporter audit` runs one); the rest are not built into jobs.
+    """
     config = loaded.config
     settings = config.global_
     databases: dict[str, TargetDatabase] = {}
@@ -174,6 +183,8 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
         series_limit: int | None,
         labels: dict[str, str],
     ) -> None:
+        if only is not None and not only(key):
+            return
         jobs.append(Job(key=key, check=check, interval=interval, timeout=timeout))
         metas[key] = CheckMeta(
             kind=kind,
@@ -193,7 +204,7 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
         # so has each query of a pack
         packs = [c for c in check_settings if isinstance(c, PackCheckConfig)]
         longest = max([longest, *(timeout for entry in packs for timeout in entry_timeouts(entry))])
-        spec = connection_spec(target, loaded.passwords.get(target.name), longest + settings.cancel_grace + 5)
+        spec = connection_spec(target, loaded.passwords.get(target.name), read_timeout(longest, settings.cancel_grace))
         database = TargetDatabase(
             target.name, spec, target.max_connections, Backoff(target.backoff.initial, target.backoff.max)
         )
@@ -305,6 +316,19 @@ def build_runtime(loaded: LoadedConfig, registry: CheckRegistry, store: ResultSt
         jobs, store, workers, SchedulerSettings(jitter=settings.jitter, cancel_grace=settings.cancel_grace)
     )
     return Runtime(loaded, databases, jobs, metas, workers, scheduler, checks)
+
+
+def run_checks_once(runtime: Runtime, store: ResultStore) -> None:
+    """Run every job of a runtime once through its scheduler (timeouts, cancel, abandon), then stop it.
+
+    The one run path of `erp-exporter once` and `erp-exporter audit`; `serve` schedules the same jobs.
+    """
+    store.configure(runtime.metas)
+    runtime.scheduler.start(schedule=False)
+    try:
+        runtime.scheduler.run_once(timeout=runtime.scheduler.longest_run())
+    finally:
+        runtime.stop()
 
 
 class App:

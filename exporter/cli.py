@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
-from exporter.app import App, build_runtime
+from exporter.app import App, build_runtime, run_checks_once
 from exporter.audits.command import audit_table, run_audit
 from exporter.catalog import catalog_markdown
 from exporter.checks.audits import audit_reports
@@ -190,13 +190,7 @@ def run_once(path: Path, mask: SecretMask, show_metrics: bool) -> int:
     mask.update(loaded.secrets())
     store = ResultStore()
     runtime = build_runtime(loaded, default_registry(), store)
-    store.configure(runtime.metas)
-    runtime.scheduler.start(schedule=False)
-    longest = max((job.timeout for job in runtime.jobs), default=0.0)
-    try:
-        runtime.scheduler.run_once(timeout=longest + loaded.config.global_.cancel_grace + 1)
-    finally:
-        runtime.stop()
+    run_checks_once(runtime, store)
     _, states = store.snapshot()
     rows = [("TARGET", "CHECK", "KIND", "RESULT", "DURATION", "SERIES", "ERROR")]
     failed = False

@@ -25,6 +25,9 @@ from exporter.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
+# after the grace, the abandon event still has to be handled by the scheduler thread
+ABANDON_MARGIN = 1.0
+
 
 @dataclass
 class Job:
@@ -116,6 +119,11 @@ class Scheduler:
             run.token.cancel()
         if self._thread is not None:
             self._thread.join(wait)
+
+    def longest_run(self) -> float:
+        """How long run_once() can take at most: the longest timeout, the cancel grace, then abandon."""
+        longest = max((job.timeout for job in self._jobs), default=0.0)
+        return longest + self._settings.cancel_grace + ABANDON_MARGIN
 
     def run_once(self, timeout: float | None = None) -> None:
         """Run every job once right now and wait for all to finish or time out (for `once` and tests)."""

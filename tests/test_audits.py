@@ -556,6 +556,24 @@ def test_audit_command_exits_1_when_the_query_fails(tmp_path: Path, capsys: pyte
     assert "no such table: no_such_table" in captured.err
 
 
+def test_audit_command_reports_a_timeout_through_the_scheduler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A query that runs far longer than its timeout: the same deadline, cancel and abandon as `serve`.
+    slow_sql = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000000) "
+        "SELECT i AS key FROM n WHERE i < 0"
+    )
+    audit = NO_EMAIL_AUDIT.replace(
+        "  sql: SELECT name AS key FROM customers WHERE email IS NULL", f"  timeout: 500ms\n  sql: {slow_sql}"
+    )
+    config = write_config(tmp_path, config_text(make_customers_db(tmp_path / "erp.db", []), audit))
+    assert main(["audit", "customers_without_email", "--config.file", str(config)]) == 1
+    captured = capsys.readouterr()
+    assert "owner         sales" in captured.out
+    assert captured.err == "FAILED (timeout): no result within the 0.5s timeout; cancelled\n"
+
+
 def test_once_prints_every_audit_with_its_owner_and_count(
     customers_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,18 +3,15 @@ audit table `erp-exporter once` prints after its check table."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TextIO
 
+from exporter.app import build_runtime, run_checks_once
 from exporter.audits.model import ResolvedAudit
 from exporter.checks.audits import AuditCheck, AuditReport, AuditResult
-from exporter.checks.base import CheckError, ErrorReason, RunContext
-from exporter.config.connection import connection_spec
-from exporter.config.durations import format_duration
+from exporter.checks.builtin import default_registry
 from exporter.config.loader import LoadedConfig
-from exporter.db.pool import Backoff
-from exporter.db.target import TargetDatabase
+from exporter.store import CheckKey, ResultStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -59,45 +56,19 @@ def run_audit(
         print(f"{loaded.source}: {problem}", file=err)
         return EXIT_CONFIG
     target_name, audit = choice
-    target_config = next(t for t in loaded.config.targets if t.name == target_name)
-    grace = loaded.config.global_.cancel_grace
-    spec = connection_spec(target_config, loaded.passwords.get(target_name), audit.timeout + grace + 5)
-    backoff = Backoff(target_config.backoff.initial, target_config.backoff.max)
-    database = TargetDatabase(target_name, spec, 1, backoff)
-    check = AuditCheck(audit, database)
-    ctx = RunContext(timeout=audit.timeout)
-    outcome: list[CheckError | None] = []
-
-    def work() -> None:
-        try:
-            check.run(ctx)
-            outcome.append(None)
-        except CheckError as exc:
-            outcome.append(exc)
-        except Exception as exc:  # reported like the scheduler reports it
-            outcome.append(CheckError(ErrorReason.OTHER, f"{type(exc).__name__}: {exc}"))
-
-    worker = threading.Thread(target=work, name="erp-audit", daemon=True)
-    timer = threading.Timer(audit.timeout, ctx.cancel.cancel)
-    timer.daemon = True
-    try:
-        worker.start()
-        timer.start()
-        worker.join(audit.timeout + grace + 1)
-    finally:
-        timer.cancel()
-    if worker.is_alive():  # even the cancel did not bring it back (a frozen server): give up on it
-        ctx.cancel.abandon()
-        outcome.append(CheckError(ErrorReason.TIMEOUT, f"no answer within {format_duration(audit.timeout)}"))
-    else:
-        database.close()
+    key = CheckKey(target_name, audit.check_name)
+    store = ResultStore()
+    runtime = build_runtime(loaded, default_registry(), store, only=lambda candidate: candidate == key)
+    run_checks_once(runtime, store)
+    state = store.get(key)
+    check = runtime.checks[key]
     for line in describe(target_name, audit):
         print(line, file=out)
-    error = outcome[0] if outcome else None
-    result = check.latest()
-    if error is not None or result is None:
-        reason = error.reason.value if error else "other"
-        print(f"FAILED ({reason}): {mask(error.message if error else 'no result')}", file=err)
+    result = check.latest() if isinstance(check, AuditCheck) else None
+    if state is None or not state.success or result is None:
+        reason = state.error_reason.value if state and state.error_reason else "other"
+        message = state.error_message if state and state.error_reason else "no result"
+        print(f"FAILED ({reason}): {mask(message)}", file=err)
         return EXIT_FAILED
     for line in describe_result(audit, result):
         print(mask(line), file=out)
