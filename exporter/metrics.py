@@ -40,6 +40,13 @@ class Sample:
     skip_reason: str | None = None
 
 
+class StatusRole(StrEnum):
+    """What a metric tells the status page about its target, so the page finds it without its name."""
+
+    TARGET_UP = "target_up"  # 1 when the target's database answers
+    LOGIN_CAN_WRITE = "login_can_write"  # 1 when the monitoring login could change data
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """The declaration of one metric: checks declare these as module constants.
@@ -52,6 +59,7 @@ class MetricSpec:
     type: MetricType
     help: str
     labels: tuple[str, ...] = ()
+    status_role: StatusRole | None = None
 
     def family(self) -> MetricFamily:
         return MetricFamily(spec=self)
@@ -96,8 +104,8 @@ class MetricFamily:
         return self
 
 
-def gauge(name: str, help_text: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name=name, type=MetricType.GAUGE, help=help_text, labels=labels)
+def gauge(name: str, help_text: str, *labels: str, status_role: StatusRole | None = None) -> MetricSpec:
+    return MetricSpec(name=name, type=MetricType.GAUGE, help=help_text, labels=labels, status_role=status_role)
 
 
 def counter(name: str, help_text: str, *labels: str) -> MetricSpec:

@@ -13,9 +13,11 @@ from typing import ClassVar
 from exporter.checks.base import BaseCheck, CheckError, RunContext
 from exporter.db.session_setup import session_for
 from exporter.db.target import TargetDatabase
-from exporter.metrics import MetricFamily, MetricSpec, counter, gauge
+from exporter.metrics import MetricFamily, MetricSpec, StatusRole, counter, gauge
 
-UP = gauge("erp_up", "Whether the database answered the probe query (1) or not (0).")
+UP = gauge(
+    "erp_up", "Whether the database answered the probe query (1) or not (0).", status_role=StatusRole.TARGET_UP
+)
 CONNECT_DURATION = gauge(
     "erp_database_connect_duration_seconds", "How long opening the probe's connection took (login included)."
 )

@@ -11,11 +11,12 @@ from typing import ClassVar
 from exporter.checks.base import BaseCheck, RunContext
 from exporter.db.dialect import Dialect
 from exporter.db.target import TargetDatabase
-from exporter.metrics import MetricFamily, MetricSpec, gauge, to_float
+from exporter.metrics import MetricFamily, MetricSpec, StatusRole, gauge, to_float
 
 CAN_WRITE = gauge(
     "erp_database_login_can_write",
     "1 when the monitoring login could change data (superuser or write privileges); it should be 0.",
+    status_role=StatusRole.LOGIN_CAN_WRITE,
 )
 SUPERUSER = gauge("erp_database_login_superuser", "1 when the monitoring login is a superuser.")
 WRITABLE_OBJECTS = gauge(

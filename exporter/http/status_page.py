@@ -11,6 +11,7 @@ from html import escape
 from exporter import __version__
 from exporter.checks.audits import AuditReport
 from exporter.db.target import TargetDatabase
+from exporter.metrics import StatusRole
 from exporter.store import CheckState
 
 
@@ -28,13 +29,13 @@ class StatusView:
     audits: list[AuditReport] = field(default_factory=list)  # data-governance audits and their samples
 
 
-def _value(state: CheckState | None, metric: str) -> float | None:
-    if state is None:
-        return None
-    for family in state.families:
-        if family.name == metric and family.samples:
-            value = family.samples[0].value
-            return value if isinstance(value, float | int) else None
+def _role_value(states: list[CheckState], role: StatusRole) -> float | None:
+    """The first sample of a metric with this role among a target's latest results (None: none yet)."""
+    for state in sorted(states, key=lambda s: s.key.check):
+        for family in state.families:
+            if family.spec.status_role is role and family.samples:
+                value = family.samples[0].value
+                return value if isinstance(value, float | int) else None
     return None
 
 
@@ -46,13 +47,14 @@ def _age(state: CheckState, now: float) -> str:
 
 def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
     """The whole HTML page as a string."""
-    states = {(s.key.target, s.key.check): s for s in view.states}
+    by_target: dict[str, list[CheckState]] = {}
+    for state in view.states:
+        by_target.setdefault(state.key.target, []).append(state)
     rows_targets = []
     for name, database in view.databases.items():
         server = database.server
-        response = states.get((name, "db_response"))
-        up = _value(response, "erp_up")
-        can_write = _value(states.get((name, "privileges")), "erp_database_login_can_write")
+        up = _role_value(by_target.get(name, []), StatusRole.TARGET_UP)
+        can_write = _role_value(by_target.get(name, []), StatusRole.LOGIN_CAN_WRITE)
         read_only = server.read_only if server else None
         warnings = []
         if can_write == 1:
