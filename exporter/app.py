@@ -38,13 +38,13 @@ from exporter.config.model import (
     CheckSettings,
     DbResponseCheckConfig,
     DbSessionsCheckConfig,
-    GlobalConfig,
     HttpTransactionConfig,
     PackCheckConfig,
     PrivilegesCheckConfig,
     TargetConfig,
     TrytonTransactionConfig,
 )
+from exporter.config.schedule import check_timeout
 from exporter.config.semantics import effective_interval, effective_timeout
 from exporter.db.pool import Backoff
 from exporter.db.target import TargetDatabase
@@ -152,11 +152,6 @@ def http_transaction_check(
     return HttpTransactionCheck(f"http_transaction:{transaction.name}", scenario)
 
 
-def bounded_timeout(own: float | None, settings: GlobalConfig, interval: float) -> float:
-    """A non-target check's timeout: its own, else the global default, never longer than its interval."""
-    return min(own or settings.timeout, interval)
-
-
 def build_runtime(
     loaded: LoadedConfig,
     registry: CheckRegistry,
@@ -235,7 +230,7 @@ def build_runtime(
             ),
             "host",
             interval,
-            bounded_timeout(host.timeout, settings, interval),
+            check_timeout(host.timeout, settings.timeout, interval),
             None,
             {},
         )
@@ -246,7 +241,7 @@ def build_runtime(
             ProcessGroupCheck(group.name, group.name, group.process_name, group.cmdline),
             "process_group",
             interval,
-            bounded_timeout(group.timeout, settings, interval),
+            check_timeout(group.timeout, settings.timeout, interval),
             None,
             {},
         )
@@ -283,7 +278,7 @@ def build_runtime(
             ),
             "log",
             log_file.interval,
-            bounded_timeout(log_file.timeout, settings, log_file.interval),
+            check_timeout(log_file.timeout, settings.timeout, log_file.interval),
             None,
             {},
         )
@@ -293,14 +288,14 @@ def build_runtime(
             CalendarCheck.from_config(calendar),
             "calendar",
             calendar.interval,
-            bounded_timeout(calendar.timeout, settings, calendar.interval),
+            check_timeout(calendar.timeout, settings.timeout, calendar.interval),
             None,
             {},
         )
 
     for transaction in config.http_transactions:
         interval = transaction.interval or settings.interval
-        timeout = bounded_timeout(transaction.timeout, settings, interval)
+        timeout = check_timeout(transaction.timeout, settings.timeout, interval)
         add(
             CheckKey("", f"http_transaction:{transaction.name}"),
             http_transaction_check(transaction, loaded, timeout),

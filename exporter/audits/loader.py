@@ -26,6 +26,7 @@ from exporter.audits.model import (
 )
 from exporter.config.durations import format_duration
 from exporter.config.model import AuditsCheckConfig, ExporterConfig
+from exporter.config.schedule import check_timeout
 from exporter.config.validation import issues_from_validation
 from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, format_path, load_yaml
 from exporter.db.dialect import Dialect, dialect_from_driver_name
@@ -273,9 +274,7 @@ def _resolve_one(
         issues.append(document.issue((*override_path, key), message))
     interval = _first(override.interval if override else None, audit.interval, entry.interval) or DEFAULT_INTERVAL
     timeout = _first(override.timeout if override else None, audit.timeout, entry.timeout)
-    if timeout is None:
-        timeout = min(DEFAULT_TIMEOUT, interval)
-    elif timeout > interval:
+    if timeout is not None and timeout > interval:
         message = (
             f"timeout {format_duration(timeout)} of audit '{audit.name}' is longer than its interval "
             f"({format_duration(interval)}); a check must end before its next run"
@@ -286,6 +285,7 @@ def _resolve_one(
             issues.append(item.issue(message, "timeout"))
         else:
             issues.append(document.issue((*entry_path, "timeout"), message))
+    timeout = check_timeout(timeout, DEFAULT_TIMEOUT, interval)
     sql = {ANY_DIALECT: audit.sql} if isinstance(audit.sql, str) else dict(audit.sql)
     if dialect is not Dialect.UNKNOWN and dialect.value not in sql and ANY_DIALECT not in sql:
         message = (

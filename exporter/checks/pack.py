@@ -32,6 +32,7 @@ from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
 from exporter.checks.registry import ScheduledCheck
 from exporter.config.loader import LoadedConfig
 from exporter.config.model import CheckSettings, PackCheckConfig
+from exporter.config.schedule import check_timeout
 from exporter.db.target import QueryResult, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, MetricType, ValueConversionError, to_float
 from exporter.packs.loader import PACK_LABEL, load_pack, selected_queries, shipped_packs
@@ -321,8 +322,7 @@ class JobLogCheck(BaseCheck):
 def query_schedule(entry: PackCheckConfig, query: PackQuery) -> tuple[float, float]:
     """(interval, timeout) of one query's check: the entry's when set, else the query's own."""
     interval = entry.interval if entry.interval is not None else query.interval
-    timeout = entry.timeout if entry.timeout is not None else query.timeout
-    return interval, min(timeout, interval)
+    return interval, check_timeout(entry.timeout, query.timeout, interval)
 
 
 def entry_timeouts(entry: PackCheckConfig) -> list[float]:

@@ -30,6 +30,7 @@ from exporter.calendar.days import WEEKDAY_NAMES, check_country, check_subdivisi
 from exporter.config.base import NAME_PATTERN, StrictModel
 from exporter.config.durations import Duration, PositiveDuration
 from exporter.config.host_defaults import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
+from exporter.config.schedule import check_timeout
 from exporter.metrics import validate_buckets
 from exporter.packs.model import Pack
 from exporter.sqlparams import Number as PackNumber
@@ -452,7 +453,7 @@ class BackupConfig(StrictModel):
 
     @property
     def effective_timeout(self) -> float:
-        return self.timeout if self.timeout is not None else min(self.default_timeout, self.interval)
+        return check_timeout(self.timeout, self.default_timeout, self.interval)
 
 
 class LogPatternConfig(StrictModel):

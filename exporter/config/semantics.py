@@ -16,6 +16,7 @@ from exporter.config.model import (
     TargetConfig,
     TrytonTransactionConfig,
 )
+from exporter.config.schedule import check_timeout
 from exporter.config.yaml_source import PathKey
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
@@ -33,9 +34,7 @@ def effective_interval(check: CheckSettings, global_config: GlobalConfig) -> flo
 
 def effective_timeout(check: CheckSettings, global_config: GlobalConfig) -> float:
     """The check's own timeout, else the global default, never longer than the interval."""
-    if check.timeout is not None:
-        return check.timeout
-    return min(global_config.timeout, effective_interval(check, global_config))
+    return check_timeout(check.timeout, global_config.timeout, effective_interval(check, global_config))
 
 
 def semantic_issues(config: ExporterConfig) -> Iterator[tuple[PathKey, str]]:
@@ -81,8 +80,8 @@ def _target_issues(
     for index, check in enumerate(target.checks):
         check_path = (*path, "checks", index)
         interval = effective_interval(check, global_config)
-        timeout = effective_timeout(check, global_config)
-        if timeout > interval:
+        timeout = check.timeout
+        if timeout is not None and timeout > interval:
             if check.interval is not None:
                 where = "its interval"
             elif type(check).default_interval is not None:
