@@ -26,18 +26,18 @@ from types import FrameType
 
 from exporter import __version__
 from exporter.app import App, build_runtime, run_checks_once
-from exporter.audits.command import audit_table, run_audit
 from exporter.catalog import catalog_markdown
 from exporter.checks.audits import audit_reports
 from exporter.checks.builtin import default_registry
+from exporter.commands.audit import audit_table, run_audit
 from exporter.config.loader import ConfigError, load_config
 from exporter.config.schema import config_json_schema
-from exporter.config.yaml_source import SourceError
 from exporter.exposition import families_for, to_client_metrics
 from exporter.http.server import ExporterHTTPServer, parse_listen_address
 from exporter.http.web_config import WebConfig, load_web_config
 from exporter.logs import SecretMask, configure_logging
 from exporter.report import command as report_command
+from exporter.source.yaml_source import SourceError
 from exporter.store import ResultStore
 
 log = logging.getLogger("exporter")

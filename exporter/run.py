@@ -1,4 +1,4 @@
-"""The run-time vocabulary: what one run of a check is given and what it may raise.
+"""The run-time vocabulary: what a check is, what one run of it is given and what it may raise.
 
 It sits below db/, checks/ and the scheduler, so that every layer speaks of timeouts, cancels and failure
 reasons the same way without importing from a layer above it.
@@ -10,6 +10,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar, Protocol
+
+from exporter.metrics import MetricFamily, MetricSpec
 
 
 class ErrorReason(StrEnum):
@@ -104,3 +107,21 @@ class RunContext:
 
     timeout: float
     cancel: CancelToken = field(default_factory=CancelToken)
+
+
+class Check(Protocol):
+    """The interface of every check kind."""
+
+    kind: ClassVar[str]
+    metrics: ClassVar[tuple[MetricSpec, ...]]
+
+    @property
+    def name(self) -> str: ...
+
+    def run(self, ctx: RunContext) -> list[MetricFamily]:
+        """Collect once. Raise CheckError on failure; return an empty list when there is no data."""
+        ...
+
+    def failure_families(self, error: CheckError) -> list[MetricFamily]:
+        """Families to publish when a run fails (for example erp_up 0); usually none."""
+        ...

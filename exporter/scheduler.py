@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from exporter.checks.base import Check
 from exporter.metrics import MetricFamily
-from exporter.run import CancelToken, CheckError, ErrorReason, RunContext
+from exporter.run import CancelToken, Check, CheckError, ErrorReason, RunContext
 from exporter.store import CheckKey, Outcome, ResultStore
 from exporter.workers import WorkerPool
 

@@ -10,8 +10,8 @@ import platform
 from collections.abc import Iterable
 
 from exporter import __version__
-from exporter.checks.base import ErrorReason
 from exporter.metrics import MetricFamily, MetricSpec, counter, gauge
+from exporter.run import ErrorReason
 from exporter.store import SKIP_REASONS, CheckState
 from exporter.workers import WorkerStats
 

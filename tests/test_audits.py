@@ -23,13 +23,13 @@ from exporter.checks.base import CheckError, ErrorReason
 from exporter.checks.builtin import default_registry
 from exporter.cli import main
 from exporter.config.loader import ConfigError, LoadedConfig, load_config
-from exporter.config.yaml_source import SourceError
 from exporter.db.dialect import Dialect
 from exporter.db.target import QueryResult
 from exporter.http.server import ExporterHTTPServer
 from exporter.http.status_page import StatusView, render_status_page
 from exporter.http.web_config import WebConfig
 from exporter.logs import SecretMask
+from exporter.source.yaml_source import SourceError
 from exporter.store import CheckKey, ResultStore
 
 # -- helpers -----------------------------------------------------------------------------------------

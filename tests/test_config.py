@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config.durations import format_duration, parse_duration
 from exporter.config.loader import ConfigError, LoadedConfig, load_config
+from exporter.source.durations import format_duration, parse_duration
 
 CONFIG_NAME = "erp-exporter.yml"
 SECRET = "pw-9f2c61d4-unique"  # the value of ${ERP_TEST_PASSWORD}; must never be shown

@@ -29,10 +29,10 @@ import requests
 
 from exporter.app import App
 from exporter.checks.builtin import default_registry
-from exporter.config.yaml_source import SourceError
 from exporter.http.server import ExporterHTTPServer
 from exporter.http.web_config import BasicAuth, WebConfig, load_web_config
 from exporter.logs import SecretMask
+from exporter.source.yaml_source import SourceError
 
 T = TypeVar("T")
 

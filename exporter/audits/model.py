@@ -10,7 +10,7 @@ Parameters are numbers: `:name` in the SQL is replaced by params.name in parenth
 the ERP packs (`exporter.sqlparams`). The description is prose for humans: there `{name}` is replaced by
 the plain number ('{days} days' reads '30 days').
 
-Names use `exporter.config.base.NAME_PATTERN`, the config's own, so config errors describe them in the same words.
+Names use `exporter.source.base.NAME_PATTERN`, the config's own, so config errors describe them in the same words.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, ValidationInfo, field_validator
 
-from exporter.config.base import NAME_PATTERN, StrictModel
-from exporter.config.durations import PositiveDuration
 from exporter.db.dialect import Dialect
+from exporter.source.base import NAME_PATTERN, StrictModel
+from exporter.source.durations import PositiveDuration
 from exporter.sqlparams import finite_number, number_text, placeholders
 
 SNAKE_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # categories and parameter names
+SNAKE_NAME_WORDS = "a lower-case name of letters, digits and '_' that starts with a letter"
 
 DEFAULT_INTERVAL = 900.0  # 15 minutes: audits are business data, not probes
 DEFAULT_TIMEOUT = 60.0

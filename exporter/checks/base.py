@@ -6,30 +6,12 @@ duration, last success and the error reason the same way for all (the node_expor
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 from exporter.metrics import MetricFamily, MetricSpec
-from exporter.run import CancelToken, CheckError, ErrorReason, RunContext
+from exporter.run import CancelToken, Check, CheckError, ErrorReason, RunContext
 
 __all__ = ["BaseCheck", "CancelToken", "Check", "CheckError", "ErrorReason", "RunContext"]
-
-
-class Check(Protocol):
-    """The interface of every check kind."""
-
-    kind: ClassVar[str]
-    metrics: ClassVar[tuple[MetricSpec, ...]]
-
-    @property
-    def name(self) -> str: ...
-
-    def run(self, ctx: RunContext) -> list[MetricFamily]:
-        """Collect once. Raise CheckError on failure; return an empty list when there is no data."""
-        ...
-
-    def failure_families(self, error: CheckError) -> list[MetricFamily]:
-        """Families to publish when a run fails (for example erp_up 0); usually none."""
-        ...
 
 
 class BaseCheck:

@@ -32,10 +32,11 @@ from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
 from exporter.checks.registry import ScheduledCheck
 from exporter.config.loader import LoadedConfig
 from exporter.config.model import CheckSettings, PackCheckConfig
+from exporter.config.pack_entries import selected_queries
 from exporter.config.schedule import check_timeout
 from exporter.db.target import QueryResult, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, MetricType, ValueConversionError, to_float
-from exporter.packs.loader import PACK_LABEL, load_pack, selected_queries, shipped_packs
+from exporter.packs.loader import PACK_LABEL, load_pack, shipped_packs
 from exporter.packs.model import SINCE, Pack, PackQuery
 from exporter.sqlparams import render_sql
 

@@ -9,15 +9,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from exporter.audits import loader as audit_loader
 from exporter.audits.model import ResolvedAudit
+from exporter.config.audit_entries import resolve_config_audits
 from exporter.config.model import (
     ExporterConfig,
 )
+from exporter.config.pack_entries import resolve_config_packs
 from exporter.config.semantics import semantic_issues
 from exporter.config.validation import issues_from_validation
-from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, load_yaml
-from exporter.packs import loader as pack_loader
+from exporter.source.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, load_yaml
 
 
 class ConfigError(SourceError):
@@ -88,9 +88,9 @@ def validate_document(document: YamlDocument, base_dir: Path | None = None) -> L
     http_passwords, http_issues = _http_transaction_files(config, document, base)
     issues.extend(http_issues)
     issues.extend(_secrets_in_labels(config, document, [*secrets, *passwords.values(), *http_passwords.values()]))
-    audits, audit_issues = audit_loader.resolve_config_audits(config, document, base)
+    audits, audit_issues = resolve_config_audits(config, document, base)
     issues.extend(audit_issues)
-    issues.extend(pack_loader.resolve_config_packs(config, document, base))
+    issues.extend(resolve_config_packs(config, document, base))
     if issues:
         raise ConfigError(_finish(issues, [*secrets, *passwords.values(), *http_passwords.values()]))
     return LoadedConfig(

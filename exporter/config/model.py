@@ -27,12 +27,12 @@ from exporter.audits.model import AuditConfig, AuditOverride
 from exporter.audits.model import ParamName as AuditParamName
 from exporter.audits.model import ParamValue as AuditParamValue
 from exporter.calendar.days import WEEKDAY_NAMES, check_country, check_subdivision, zone
-from exporter.config.base import NAME_PATTERN, StrictModel
-from exporter.config.durations import Duration, PositiveDuration
 from exporter.config.host_defaults import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
 from exporter.config.schedule import check_timeout
 from exporter.metrics import validate_buckets
 from exporter.packs.model import Pack
+from exporter.source.base import NAME_PATTERN, StrictModel
+from exporter.source.durations import Duration, PositiveDuration
 from exporter.sqlparams import Number as PackNumber
 
 LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from exporter.config.durations import DURATION_PATTERN, format_duration
 from exporter.config.model import ExporterConfig
+from exporter.source.durations import DURATION_PATTERN, format_duration
 
 SCHEMA_ID = "https://github.com/erp-exporter/erp-exporter/blob/main/exporter/config/erp-exporter.schema.json"
 SCHEMA_FILE = Path(__file__).with_name("erp-exporter.schema.json")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exporter.config.durations import format_duration
 from exporter.config.log_presets import PRESETS as LOG_PATTERN_PRESETS
 from exporter.config.model import (
     RESERVED_LABEL_NAMES,
@@ -17,9 +16,10 @@ from exporter.config.model import (
     TrytonTransactionConfig,
 )
 from exporter.config.schedule import check_timeout
-from exporter.config.yaml_source import PathKey
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
+from exporter.source.durations import format_duration
+from exporter.source.yaml_source import PathKey
 from exporter.tryton_rpc import TRYTON_SESSION_STEPS, tryton_method_refusal
 
 

@@ -1,20 +1,16 @@
-"""Pydantic's validation errors as `file:line: key: message` issues in the words of the user's files.
+"""The config file's wording of pydantic's validation errors: its patterns and its discriminated unions.
 
-Shared by the loaders of the config file, pack files and audit files; it knows the models' shapes but
-loads nothing itself.
+The translation itself is generic (exporter.source.validation); this module names what the config's
+models call things, so a message reads "unknown check kind 'x'; expected one of: ...".
 """
 
 from __future__ import annotations
 
-import difflib
-from datetime import date, datetime
-from typing import Any, get_args, get_origin
+from typing import get_args
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
-from exporter.audits.model import SNAKE_NAME_PATTERN
-from exporter.config.base import NAME_PATTERN
+from exporter.audits.model import SNAKE_NAME_PATTERN, SNAKE_NAME_WORDS
 from exporter.config.model import (
     LABEL_NAME_PATTERN,
     ClosingPeriodConfig,
@@ -22,16 +18,16 @@ from exporter.config.model import (
     HttpTransactionConfig,
     TargetCheckConfig,
 )
-from exporter.config.yaml_source import PathKey, SourceIssue, YamlDocument
-
-# ---------------------------------------------------------------------------------------------------
-# Translating pydantic's errors into messages that speak the config file's language
+from exporter.source.base import NAME_PATTERN
+from exporter.source.validation import NAME_PATTERN_WORDS, UnionTag, Wording
+from exporter.source.validation import issues_from_validation as _translate
+from exporter.source.yaml_source import SourceIssue, YamlDocument
 
 # What a pattern means, in the words of the message (a raw regular expression helps nobody).
 _PATTERN_NAMES = {
-    NAME_PATTERN: "a name of letters, digits, '_', '.' and '-' that starts with a letter or digit",
+    NAME_PATTERN: NAME_PATTERN_WORDS,
     LABEL_NAME_PATTERN: "a label name of letters, digits and '_' that does not start with a digit",
-    SNAKE_NAME_PATTERN: "a lower-case name of letters, digits and '_' that starts with a letter",
+    SNAKE_NAME_PATTERN: SNAKE_NAME_WORDS,
 }
 _CHECK_KINDS: tuple[str, ...] = tuple(
     str(get_args(model.model_fields["kind"].annotation)[0])
@@ -47,206 +43,17 @@ _PERIOD_TYPES: tuple[str, ...] = tuple(
 )
 
 
-def issues_from_validation(
-    exc: ValidationError, document: YamlDocument, root: type[BaseModel] = ExporterConfig
-) -> list[SourceIssue]:
-    """Pydantic errors as `file:line: key: message` issues; `root` is the model of the whole document."""
-    issues: list[SourceIssue] = []
-    seen: set[tuple[PathKey, str]] = set()
-    for error in exc.errors(include_url=False):
-        path = _data_path(error["loc"], document.data)
-        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            path = (*path, _discriminator(error))  # the key to fix, and its line
-        message = _message(error, path, document.data, root)
-        if (path, message) not in seen:
-            seen.add((path, message))
-            issues.append(document.issue(path, message))
-    return issues
+# The keys the config's discriminated unions select their model by, in lookup order.
+CONFIG_WORDING = Wording(
+    patterns=_PATTERN_NAMES,
+    tags={
+        "kind": UnionTag("check kind", _CHECK_KINDS),
+        "type": UnionTag("closing period type", _PERIOD_TYPES),
+        "protocol": UnionTag("protocol", _PROTOCOLS),
+    },
+)
 
 
-def _data_path(loc: tuple[str | int, ...], data: Any) -> PathKey:
-    """The path in the file: drop the union tags pydantic inserts (…, 'checks', 1, 'db_response', …) and
-    the '[key]' it appends when a mapping key (rather than its value) is invalid."""
-    path: list[str | int] = []
-    node = data
-    tagged: set[int] = set()  # items whose tag was dropped already: the same name again is their key
-    for index, part in enumerate(loc):
-        if part == "[key]" and not (isinstance(node, dict) and part in node):
-            continue
-        # A tag is not a key of the item, unless the type is named like one of its keys (type: dates has dates:,
-        # kind: audits has audits:, kind: pack has pack:); a tag comes right after the list index of the item.
-        if (
-            isinstance(node, dict)
-            and isinstance(part, str)
-            and id(node) not in tagged
-            and _tag_of(node) == part
-            and (
-                part not in node
-                or loc[index + 1 : index + 2] == (part,)
-                or (index > 0 and isinstance(loc[index - 1], int))
-            )
-        ):
-            tagged.add(id(node))
-            continue
-        path.append(part)
-        node = _child_node(node, part)
-    return tuple(path)
-
-
-def _child_node(node: Any, part: str | int) -> Any:
-    """The YAML value at key or index `part` of `node`, None when there is none."""
-    if isinstance(node, dict):
-        return node.get(part)
-    if isinstance(node, list) and isinstance(part, int) and part < len(node):
-        return node[part]
-    return None
-
-
-def _message(error: ErrorDetails, path: PathKey, data: Any, root: type[BaseModel] = ExporterConfig) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    got = _describe(error.get("input"), secret=any("password" in str(part) for part in path))
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(path[:-1], data, root)
-        key = str(path[-1]) if path else ""
-        hint = difflib.get_close_matches(key, allowed, n=1)
-        if hint:
-            return f"unknown key (did you mean '{hint[0]}'?)"
-        return f"unknown key (allowed: {', '.join(sorted(allowed))})" if allowed else "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "union_tag_invalid" and _discriminator(error) == "type":
-        return f"unknown closing period type {_describe(ctx.get('tag'))}; expected one of: {', '.join(_PERIOD_TYPES)}"
-    if kind == "union_tag_not_found" and _discriminator(error) == "type":
-        return f"required key is missing; expected one of: {', '.join(_PERIOD_TYPES)}"
-    if kind == "union_tag_invalid" and _discriminator(error) == "protocol":
-        return f"unknown protocol {_describe(ctx.get('tag'))}; expected one of: {', '.join(_PROTOCOLS)}"
-    if kind == "union_tag_not_found" and _discriminator(error) == "protocol":
-        return f"required key is missing; expected one of: {', '.join(_PROTOCOLS)}"
-    if kind == "union_tag_invalid":
-        return f"unknown check kind {_describe(ctx.get('tag'))}; expected one of: {', '.join(_CHECK_KINDS)}"
-    if kind == "union_tag_not_found":
-        return f"required key is missing; expected one of: {', '.join(_CHECK_KINDS)}"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind == "string_pattern_mismatch":
-        pattern = str(ctx.get("pattern"))
-        return f"expected {_PATTERN_NAMES.get(pattern, f'text matching {pattern}')}, got {got}"
-    expected = _EXPECTED.get(kind)
-    if expected is not None:
-        return f"{expected}, got {got}{_quote_hint(kind, error.get('input'))}"
-    if kind in _BOUNDS:
-        word, key = _BOUNDS[kind]
-        return f"must be {word} {ctx.get(key)}, got {got}"
-    message = error["msg"]
-    return (message[0].lower() + message[1:] if message else kind) + f", got {got}"
-
-
-_EXPECTED = {
-    "string_type": "expected a string",
-    "int_type": "expected a whole number",
-    "int_parsing": "expected a whole number",
-    "int_from_float": "expected a whole number",
-    "float_type": "expected a number",
-    "float_parsing": "expected a number",
-    "bool_type": "expected true or false",
-    "bool_parsing": "expected true or false",
-    "list_type": "expected a list",
-    "dict_type": "expected a mapping of keys",
-    "model_type": "expected a mapping of keys",
-    "model_attributes_type": "expected a mapping of keys",
-    "date_type": "expected a date like 2025-12-31",
-    "date_parsing": "expected a date like 2025-12-31",
-    "date_from_datetime_parsing": "expected a date like 2025-12-31",
-    "date_from_datetime_inexact": "expected a date like 2025-12-31 without a time of day",
-}
-_BOUNDS = {
-    "greater_than_equal": ("at least", "ge"),
-    "greater_than": ("more than", "gt"),
-    "less_than_equal": ("at most", "le"),
-    "less_than": ("less than", "lt"),
-}
-
-
-# The keys discriminated unions select their model by: `kind` (checks), `type` (closing periods), `protocol`
-# (http transactions).
-_TAGS = ("kind", "type", "protocol")
-
-
-def _tag_of(node: dict[str, Any]) -> Any:
-    return next((node[key] for key in _TAGS if key in node), None)
-
-
-def _discriminator(error: ErrorDetails) -> str:
-    """The key a union_tag_* error is about (pydantic quotes it: "'kind'")."""
-    return str((error.get("ctx") or {}).get("discriminator", "'kind'")).strip("'")
-
-
-def _describe(value: Any, secret: bool = False) -> str:
-    """A value as the message shows it: YAML words for YAML things, and never a secret."""
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, date):  # YAML reads 2025-12-31 (and 2025-12-31 10:00) itself
-        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if secret:
-        return "a number" if isinstance(value, int | float) else "a value that is not shown (it is secret)"
-    return repr(value)
-
-
-def _quote_hint(kind: str, value: Any) -> str:
-    """YAML turns unquoted 12345, 1.0, yes and on into numbers and booleans: say how to keep the text."""
-    if kind == "string_type" and isinstance(value, int | float):
-        return " (put the value in quotes)"
-    return ""
-
-
-def _allowed_keys(parent: PathKey, data: Any, root: type[BaseModel] = ExporterConfig) -> list[str]:
-    """The keys the model at `parent` accepts, for 'did you mean' hints."""
-    model: Any = root
-    node = data
-    for part in parent:
-        node = _child_node(node, part)
-        model = _child_model(model, part, node)
-        if model is None:
-            return []
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return []
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-def _child_model(model: Any, part: str | int, node: Any) -> Any:
-    if isinstance(model, type) and issubclass(model, BaseModel) and isinstance(part, str):
-        for name, info in model.model_fields.items():
-            if part in (name, info.alias):
-                return _resolve_union(info.annotation, node)
-        return None
-    origin = get_origin(model)
-    if origin in (list, dict):
-        return _resolve_union(get_args(model)[-1], node)
-    return None
-
-
-def _resolve_union(annotation: Any, node: Any) -> Any:
-    """Unwrap Optional/Annotated/discriminated unions down to the model the data selects."""
-    while True:
-        args = get_args(annotation)
-        if get_origin(annotation) in (list, dict) or not args:
-            return annotation
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if models:
-            kind = _tag_of(node) if isinstance(node, dict) else None
-            for candidate in models:
-                field_info = next((candidate.model_fields[k] for k in _TAGS if k in candidate.model_fields), None)
-                if field_info is None or kind in get_args(field_info.annotation):
-                    return candidate
-            return models[0]
-        nested = [a for a in args if get_origin(a) is not None or get_args(a)]
-        if not nested:
-            return args[0]
-        annotation = nested[0]
+def issues_from_validation(exc: ValidationError, document: YamlDocument) -> list[SourceIssue]:
+    """Pydantic's errors on a config file as `file:line: key: message` issues in the config's words."""
+    return _translate(exc, document, ExporterConfig, CONFIG_WORDING)

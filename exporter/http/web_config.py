@@ -21,7 +21,7 @@ import bcrypt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from exporter.config.yaml_source import SourceError, load_yaml
+from exporter.source.yaml_source import SourceError, load_yaml
 
 
 class _Strict(BaseModel):

@@ -1,9 +1,8 @@
-"""Load ERP packs (shipped ones by name, the user's own by path) and resolve the pack entries of a config,
-reporting every problem as `file:line: key: message` with the same machinery and wording as the config.
+"""Load ERP packs (shipped ones by name, the user's own by path), reporting every problem as
+`file:line: key: message` with the same machinery and wording as the config.
 
-Resolution happens when the config is loaded, so `check-config` reports a broken pack and a reload with one
-keeps the running config. The resolved pack is attached to its config entry (PackCheckConfig.resolved_pack),
-and the check builder turns each selected query into its own check.
+A config's pack entries are checked against their pack in `exporter.config.pack_entries`, when the config
+is loaded, so `check-config` reports a broken pack and a reload with one keeps the running config.
 """
 
 from __future__ import annotations
@@ -14,14 +13,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from exporter.config.durations import format_duration
-from exporter.config.model import ExporterConfig, PackCheckConfig
-from exporter.config.validation import issues_from_validation
-from exporter.config.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, format_path, load_yaml
-from exporter.db.dialect import Dialect, dialect_from_driver_name
+from exporter.db.dialect import Dialect
 from exporter.db.guard import GuardError, check_read_only
 from exporter.metrics import validate_buckets
 from exporter.packs.model import JOB_LOG_COLUMNS, SINCE, Pack, PackQuery
+from exporter.source.durations import format_duration
+from exporter.source.validation import Wording, issues_from_validation
+from exporter.source.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, format_path, load_yaml
 from exporter.sqlparams import placeholders, render_sql
 
 PACK_LABEL = "pack"
@@ -84,7 +82,7 @@ def validate_pack_document(document: YamlDocument) -> Pack:
     try:
         pack = Pack.model_validate(document.data)
     except ValidationError as exc:
-        issues.extend(issues_from_validation(exc, document, Pack))
+        issues.extend(issues_from_validation(exc, document, Pack, Wording()))
         raise PackError(_sorted(issues)) from None
     issues.extend(document.issue(path, message) for path, message in pack_issues(pack))
     if issues:
@@ -112,9 +110,10 @@ def pack_issues(pack: Pack) -> Iterator[tuple[PathKey, str]]:
     for name, param in pack.params.items():
         path: PathKey = ("params", name)
         if param.min is not None and param.max is not None and param.min > param.max:
-            yield (*path, "max"), f"must be at least min ({_num(param.min)}), got {_num(param.max)}"
-        elif not _within(param.default, param.min, param.max):
-            yield (*path, "default"), f"must be within {_bounds(param.min, param.max)}, got {_num(param.default)}"
+            yield (*path, "max"), f"must be at least min ({format_number(param.min)}), got {format_number(param.max)}"
+        elif not within_bounds(param.default, param.min, param.max):
+            bounds = format_bounds(param.min, param.max)
+            yield (*path, "default"), f"must be within {bounds}, got {format_number(param.default)}"
     used: set[str] = set()
     query_names: list[str] = []
     metric_names: dict[str, PathKey] = {}
@@ -140,21 +139,23 @@ def pack_issues(pack: Pack) -> Iterator[tuple[PathKey, str]]:
             yield ("params", name), f"not used by any query (no :{name} in the SQL)"
 
 
-def _within(value: float, low: float | None, high: float | None) -> bool:
+def within_bounds(value: float, low: float | None, high: float | None) -> bool:
+    """Whether `value` lies within the optional bounds `low`..`high`."""
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def _num(value: float | None) -> str:
+def format_number(value: float | None) -> str:
     """A number as the YAML had it: 2592000, not 2.592e+06."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
 
 
-def _bounds(low: float | None, high: float | None) -> str:
+def format_bounds(low: float | None, high: float | None) -> str:
+    """Bounds as a message shows them: 1..90, at least 1, at most 90."""
     if low is not None and high is not None:
-        return f"{_num(low)}..{_num(high)}"
-    return f"at least {_num(low)}" if low is not None else f"at most {_num(high)}"
+        return f"{format_number(low)}..{format_number(high)}"
+    return f"at least {format_number(low)}" if low is not None else f"at most {format_number(high)}"
 
 
 def _sql_issues(pack: Pack, query: PackQuery, path: PathKey, used: set[str]) -> Iterator[tuple[PathKey, str]]:
@@ -228,106 +229,3 @@ def _metrics_issues(
                 yield label_path, f"label name '{label}' is reserved (the exporter or Prometheus sets it)"
             elif label == metric.value:
                 yield label_path, f"column '{label}' is the value; it cannot be a label too"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Resolution of the config's pack entries
-
-
-def resolve_config_packs(config: ExporterConfig, document: YamlDocument, base_dir: Path) -> list[SourceIssue]:
-    """Load the pack of every `kind: pack` entry, check the entry against it, and attach it.
-
-    Returns every problem: the pack file's own (in its file), and the entry's (unknown queries or params,
-    params out of bounds, a timeout longer than a query's interval, no SQL for the target's dialect, two
-    entries whose checks would have the same names).
-    """
-    issues: list[SourceIssue] = []
-    packs: dict[str, Pack | PackError] = {}  # each reference read once per load
-    for target_index, target in enumerate(config.targets):
-        dialect = dialect_from_driver_name(target.driver or "")
-        prefixes: dict[str, PathKey] = {}
-        for check_index, entry in enumerate(target.checks):
-            if not isinstance(entry, PackCheckConfig):
-                continue
-            path: PathKey = ("targets", target_index, "checks", check_index)
-            pack = packs.get(entry.pack)
-            if pack is None:
-                try:
-                    pack = load_pack(entry.pack, base_dir)
-                except PackError as exc:
-                    pack = exc
-                packs[entry.pack] = pack
-            if isinstance(pack, PackError):
-                issues.extend(_entry_load_issues(pack, entry, path, document))
-                continue
-            entry_issues = list(_entry_issues(entry, pack, dialect))
-            issues.extend(document.issue((*path, *key), message) for key, message in entry_issues)
-            prefix = entry.name or pack.name
-            earlier = prefixes.setdefault(prefix, path)
-            if earlier != path:
-                message = (
-                    f"pack '{prefix}' already runs on this target (in {format_path(earlier)}); "
-                    "give one of the entries a name"
-                )
-                issues.append(document.issue((*path, "pack"), message))
-            if not entry_issues:
-                entry.attach(pack)
-    return issues
-
-
-def _entry_load_issues(
-    error: PackError, entry: PackCheckConfig, path: PathKey, document: YamlDocument
-) -> list[SourceIssue]:
-    """A pack that cannot be read is reported at the entry's `pack` key; its own problems in its file."""
-    if len(error.issues) == 1 and error.issues[0].line is None:
-        message = error.issues[0].message
-        if is_path_reference(entry.pack) and not message.startswith("unknown pack"):
-            message = f"cannot load pack {error.issues[0].file}: {message}"
-        return [document.issue((*path, "pack"), message)]
-    summary = document.issue((*path, "pack"), f"pack '{entry.pack}' is invalid ({len(error.issues)} problems below)")
-    return [summary, *error.issues]
-
-
-def _entry_issues(entry: PackCheckConfig, pack: Pack, dialect: Dialect) -> Iterator[tuple[PathKey, str]]:
-    known = ", ".join(query.name for query in pack.queries)
-    for index, name in enumerate(entry.queries or []):
-        if pack.query(name) is None:
-            yield ("queries", index), f"pack '{pack.name}' has no query '{name}' (it has: {known})"
-        elif (entry.queries or []).index(name) != index:
-            yield ("queries", index), f"query '{name}' is listed twice"
-    for name, value in entry.params.items():
-        param = pack.params.get(name)
-        if param is None:
-            has = ", ".join(sorted(pack.params)) or "none"
-            yield ("params", name), f"pack '{pack.name}' has no parameter '{name}' (it has: {has})"
-        elif not _within(value, param.min, param.max):
-            yield ("params", name), f"must be within {_bounds(param.min, param.max)}, got {_num(value)}"
-    if entry.buckets is not None:
-        try:
-            validate_buckets(entry.buckets)
-        except ValueError as exc:
-            yield ("buckets",), str(exc)
-    queries = selected_queries(entry, pack)
-    # (with the entry's own interval, the general rule in exporter.config.semantics reports it)
-    if entry.timeout is not None and entry.interval is None and queries:
-        shortest = min(queries, key=lambda query: query.interval)
-        if entry.timeout > shortest.interval:
-            yield ("timeout",), (
-                f"timeout {format_duration(entry.timeout)} is longer than the interval of query "
-                f"'{shortest.name}' ({format_duration(shortest.interval)}); a check must end before its next run"
-            )
-    for query in queries:
-        if dialect is not Dialect.UNKNOWN and getattr(query.sql, dialect.value, None) is None:
-            has = ", ".join(name for name, _ in query.sql.items())
-            yield ("pack",), (
-                f"query '{query.name}' of pack '{pack.name}' has no SQL for this target's dialect "
-                f"{dialect.value} (it has: {has}); list the queries to run in `queries`"
-            )
-
-
-def selected_queries(entry: PackCheckConfig, pack: Pack) -> list[PackQuery]:
-    """The entry's queries in pack order: those listed in `queries`, else all."""
-    if entry.queries is None:
-        return list(pack.queries)
-    wanted = set(entry.queries)
-    return [query for query in pack.queries if query.name in wanted]

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator
 
-from exporter.config.base import NAME_PATTERN, StrictModel
-from exporter.config.durations import PositiveDuration
+from exporter.source.base import NAME_PATTERN, StrictModel
+from exporter.source.durations import PositiveDuration
 from exporter.sqlparams import Number
 
 PARAM_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.config.durations import parse_duration
 from exporter.report.client import Auth, PrometheusClient, PrometheusError
 from exporter.report.definitions import REPORTS, Thresholds
 from exporter.report.engine import Options, run_report
 from exporter.report.render import FORMATS, render
+from exporter.source.durations import parse_duration
 
 EXIT_OK = 0
 EXIT_PROMETHEUS = 1

@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass, field
 from string import Template
 
-from exporter.config.durations import format_duration
 from exporter.report.client import PrometheusClient, Sample
 from exporter.report.definitions import Limit, Report, Row, Section, Thresholds
+from exporter.source.durations import format_duration
 
 # Subqueries (the month-end peaks, fallbacks of missing recording rules) take this many steps over the range.
 SUBQUERY_STEPS = 10_000
