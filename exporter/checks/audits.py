@@ -21,6 +21,9 @@ from typing import Any, ClassVar
 
 from exporter.audits.model import SAMPLE_LIMIT, ResolvedAudit
 from exporter.checks.base import BaseCheck, Check, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, ScheduledCheck
+from exporter.config.loader import LoadedConfig
+from exporter.config.model import CheckSettings
 from exporter.db.dialect import Dialect
 from exporter.db.target import QueryResult, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, gauge
@@ -144,3 +147,14 @@ def audit_reports(checks: Mapping[Any, Check]) -> list[AuditReport]:
         if isinstance(check, AuditCheck)
     ]
     return sorted(reports, key=lambda report: (report.target, report.audit.name))
+
+
+def build_audit_checks(settings: CheckSettings, database: TargetDatabase, loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """One check per audit the entry resolved to (`audit:<name>`), each on its own interval and timeout."""
+    audits = loaded.audits.get((database.name, settings.effective_name), ())
+    return [ScheduledCheck(a.check_name, AuditCheck(a, database), a.interval, a.timeout) for a in audits]
+
+
+def check_kind() -> CheckKind:
+    """`audits`: an entry of a target runs each of its audits as a check of its own."""
+    return CheckKind("audits", AuditCheck.metrics, build_for_target=build_audit_checks)

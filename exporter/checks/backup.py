@@ -52,6 +52,9 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from exporter.checks.base import BaseCheck, CancelToken, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, ScheduledCheck
+from exporter.config.loader import LoadedConfig
+from exporter.config.schedule import check_schedule
 from exporter.metrics import MetricFamily, MetricSpec, gauge
 
 logger = logging.getLogger(__name__)
@@ -457,3 +460,31 @@ def _glob_root(pattern: str) -> str:
     """The directory part of a glob before its first wildcard."""
     head = _GLOB_CHARS.split(pattern, maxsplit=1)[0]
     return os.path.dirname(head) or "."
+
+
+def build_backup_checks(loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """One check per backup set (`backup:<name>`); a run may verify, so its default timeout is longer."""
+    checks: list[ScheduledCheck] = []
+    for backup in loaded.config.backups:
+        name = f"backup:{backup.name}"
+        check = BackupCheck(
+            name,
+            backup.name,
+            loaded.path(backup.path),
+            fmt=BackupFormat(backup.format),
+            verify=backup.verify,
+            verify_data=backup.verify_data,
+            max_files_checked=backup.max_files_checked,
+            min_age=backup.min_age,
+            pg_restore=backup.pg_restore,
+        )
+        schedule = check_schedule(
+            backup.interval, backup.timeout, default_interval=backup.interval, default_timeout=backup.default_timeout
+        )
+        checks.append(ScheduledCheck(name, check, schedule.interval, schedule.timeout))
+    return checks
+
+
+def check_kind() -> CheckKind:
+    """`backup`: one check per entry of `backups`."""
+    return CheckKind("backup", BackupCheck.metrics, build_for_exporter=build_backup_checks)

@@ -36,7 +36,10 @@ from exporter.calendar import (
 )
 from exporter.calendar.days import WEEKDAY_NAMES
 from exporter.checks.base import BaseCheck, RunContext
+from exporter.checks.registry import CheckKind, ScheduledCheck
+from exporter.config.loader import LoadedConfig
 from exporter.config.model import CalendarConfig, DatesPeriodConfig, FiscalYearEndPeriodConfig, MonthEndPeriodConfig
+from exporter.config.schedule import check_schedule
 from exporter.metrics import MetricFamily, MetricSpec, gauge
 
 CLOSING_PERIOD = gauge(
@@ -143,3 +146,24 @@ def closing_period(
         )
     windows = tuple(DateWindow(r.start, r.end or r.start) for r in config.dates)
     return ExplicitDates(config.name, windows)
+
+
+def build_calendar_checks(loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """One check per business calendar (`calendar:<name>`)."""
+    settings = loaded.config.global_
+    checks: list[ScheduledCheck] = []
+    for calendar in loaded.config.calendars:
+        schedule = check_schedule(
+            calendar.interval, calendar.timeout, default_interval=calendar.interval, default_timeout=settings.timeout
+        )
+        checks.append(
+            ScheduledCheck(
+                f"calendar:{calendar.name}", CalendarCheck.from_config(calendar), schedule.interval, schedule.timeout
+            )
+        )
+    return checks
+
+
+def check_kind() -> CheckKind:
+    """`calendar`: one check per entry of `calendars`."""
+    return CheckKind("calendar", CalendarCheck.metrics, build_for_exporter=build_calendar_checks)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import BaseCheck, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
+from exporter.config.model import CheckSettings, DbActivityCheckConfig
 from exporter.db.dialect import Dialect
 from exporter.db.target import Session, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, gauge
@@ -166,3 +168,13 @@ class DbActivityCheck(BaseCheck):
         if activity is None:
             return []
         return activity_to_families(activity, self._threshold)
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> DbActivityCheck:
+    assert isinstance(settings, DbActivityCheckConfig)
+    return DbActivityCheck(settings.effective_name, database, long_query_threshold=settings.long_query_threshold)
+
+
+def check_kind() -> CheckKind:
+    """`db_activity`: one check per entry of a target."""
+    return CheckKind("db_activity", DbActivityCheck.metrics, build_for_target=one_check_per_entry(_build))

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import BaseCheck, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
+from exporter.config.model import CheckSettings
 from exporter.db.dialect import Dialect
 from exporter.db.target import Session, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, gauge
@@ -186,3 +188,12 @@ class DbMaintenanceCheck(BaseCheck):
         with self._database.session(ctx) as session:
             maintenance = fetch_maintenance(session)
         return [] if maintenance is None else maintenance_to_families(maintenance)
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> DbMaintenanceCheck:
+    return DbMaintenanceCheck(settings.effective_name, database)
+
+
+def check_kind() -> CheckKind:
+    """`db_maintenance`: one check per entry of a target."""
+    return CheckKind("db_maintenance", DbMaintenanceCheck.metrics, build_for_target=one_check_per_entry(_build))

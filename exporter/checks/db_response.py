@@ -11,6 +11,8 @@ import time
 from typing import ClassVar
 
 from exporter.checks.base import BaseCheck, CheckError, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
+from exporter.config.model import CheckSettings, DbResponseCheckConfig
 from exporter.db.session_setup import session_for
 from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, StatusRole, counter, gauge
@@ -106,3 +108,18 @@ def _pool_families(database: TargetDatabase) -> list[MetricFamily]:
         CONNECT_FAILURES.family().add(stats.connect_failures_total),
         BACKOFF.family().add(stats.backoff_remaining),
     ]
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> DbResponseCheck:
+    assert isinstance(settings, DbResponseCheckConfig)
+    return DbResponseCheck(
+        settings.effective_name,
+        database,
+        probe_query=settings.probe_query,
+        fresh_connection=settings.fresh_connection,
+    )
+
+
+def check_kind() -> CheckKind:
+    """`db_response`: one check per entry of a target (every target has one by default)."""
+    return CheckKind("db_response", DbResponseCheck.metrics, build_for_target=one_check_per_entry(_build))

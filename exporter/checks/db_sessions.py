@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
+from exporter.config.model import CheckSettings
 from exporter.db.dialect import Dialect
 from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, ValueConversionError, gauge, to_float
@@ -215,3 +217,12 @@ def _missing_privilege(error: CheckError, dialect: Dialect) -> CheckError:
         advice = _GRANT_ADVICE.get(dialect)
         return CheckError(ErrorReason.AUTH, f"{error.message} ({advice})" if advice else error.message)
     return error
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> DbSessionsCheck:
+    return DbSessionsCheck(settings.effective_name, database)
+
+
+def check_kind() -> CheckKind:
+    """`db_sessions`: one check per entry of a target (every target has one by default)."""
+    return CheckKind("db_sessions", DbSessionsCheck.metrics, build_for_target=one_check_per_entry(_build))

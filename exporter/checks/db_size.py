@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import BaseCheck, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
+from exporter.config.model import CheckSettings, DbSizeCheckConfig
 from exporter.db.dialect import Dialect
 from exporter.db.target import Session, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, gauge
@@ -159,3 +161,13 @@ class DbSizeCheck(BaseCheck):
         with self._database.session(ctx) as session:
             size = fetch_size(session, self._top_tables)
         return [] if size is None else size_to_families(size)
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> DbSizeCheck:
+    assert isinstance(settings, DbSizeCheckConfig)
+    return DbSizeCheck(settings.effective_name, database, top_tables=settings.top_tables)
+
+
+def check_kind() -> CheckKind:
+    """`db_size`: one check per entry of a target."""
+    return CheckKind("db_size", DbSizeCheck.metrics, build_for_target=one_check_per_entry(_build))

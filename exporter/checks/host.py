@@ -36,7 +36,10 @@ from typing import ClassVar
 import psutil
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, ScheduledCheck
 from exporter.config.host_defaults import DEFAULT_EXCLUDED_FSTYPES, DEFAULT_EXCLUDED_MOUNTPOINTS_REGEX
+from exporter.config.loader import LoadedConfig
+from exporter.config.schedule import check_schedule
 from exporter.metrics import MetricFamily, MetricSpec, counter, gauge
 
 logger = logging.getLogger(__name__)
@@ -535,3 +538,25 @@ def _compile(setting: str, pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"{setting}: invalid regular expression {pattern!r}: {exc}") from exc
+
+
+def build_host_checks(loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """The host check (`host`), unless the config turns it off."""
+    host, settings = loaded.config.host, loaded.config.global_
+    if not host.enabled:
+        return []
+    check = HostCheck(
+        "host",
+        exclude_fstypes=frozenset(host.exclude_fstypes),
+        exclude_mountpoints=host.exclude_mountpoints,
+        include_devices=host.include_devices,
+    )
+    schedule = check_schedule(
+        host.interval, host.timeout, default_interval=settings.interval, default_timeout=settings.timeout
+    )
+    return [ScheduledCheck("host", check, schedule.interval, schedule.timeout)]
+
+
+def check_kind() -> CheckKind:
+    """`host`: the machine the exporter runs on, from the `host` section."""
+    return CheckKind("host", HostCheck.metrics, build_for_exporter=build_host_checks)

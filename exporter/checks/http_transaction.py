@@ -53,8 +53,12 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, ScheduledCheck
 from exporter.checks.transaction_recorder import RunRecord, TransactionError, TransactionRecorder
 from exporter.checks.transactions_metrics import DEFAULT_BUCKETS, DURATION, FAILURES, LAST_SUCCESS
+from exporter.config.loader import LoadedConfig
+from exporter.config.model import HttpTransactionConfig, TrytonTransactionConfig
+from exporter.config.schedule import check_schedule
 from exporter.metrics import MetricFamily, MetricSpec, gauge
 
 log = logging.getLogger(__name__)
@@ -593,3 +597,79 @@ def _der_element(data: bytes, offset: int) -> tuple[int, int, int]:
 def _expect(tag: int, wanted: int, what: str) -> None:
     if tag != wanted:
         raise ValueError(f"{what}: ASN.1 tag {tag:#x}, expected {wanted:#x}")
+
+
+def http_transaction_check(
+    transaction: HttpTransactionConfig, loaded: LoadedConfig, timeout: float
+) -> HttpTransactionCheck:
+    """The check of one `http_transactions` entry, its files resolved and its password filled in."""
+    tls = transaction.tls
+
+    def path(name: str | None) -> str | None:
+        return None if name is None else loaded.path(name)
+
+    steps: list[TrytonCall | HttpRequest] = []
+    credentials = None
+    database = None
+    if transaction.credentials is not None:
+        password = loaded.http_passwords.get(transaction.name, "")
+        credentials = Credentials(transaction.credentials.username, password)
+    if isinstance(transaction, TrytonTransactionConfig):
+        database = transaction.database
+        steps = [TrytonCall(step.name, step.method, tuple(step.params)) for step in transaction.steps]
+    else:
+        steps = [
+            HttpRequest(
+                name=step.name,
+                method=step.method,
+                path=step.path,
+                body=step.body,
+                json_body=step.json_body,
+                expect_status=step.expect_status,
+                expect_regex=step.expect_regex,
+                expect_json_path=step.expect_json_path,
+            )
+            for step in transaction.steps
+        ]
+    scenario = HttpScenario(
+        transaction=transaction.name,
+        base_url=transaction.base_url,
+        protocol=transaction.protocol,
+        timeout=timeout,
+        step_timeout=min(transaction.step_timeout or timeout, timeout),
+        steps=steps,
+        database=database,
+        credentials=credentials,
+        tls=TlsSettings(
+            verify=tls.verify,
+            ca_file=path(tls.ca_file),
+            cert_file=path(tls.cert_file),
+            key_file=path(tls.key_file),
+            server_name=tls.server_name,
+        ),
+        buckets=tuple(transaction.buckets or DEFAULT_BUCKETS),
+    )
+    return HttpTransactionCheck(f"http_transaction:{transaction.name}", scenario)
+
+
+def build_http_transaction_checks(loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """One check per HTTP transaction (`http_transaction:<name>`), with the transaction's own labels."""
+    settings = loaded.config.global_
+    checks: list[ScheduledCheck] = []
+    for transaction in loaded.config.http_transactions:
+        schedule = check_schedule(
+            transaction.interval,
+            transaction.timeout,
+            default_interval=settings.interval,
+            default_timeout=settings.timeout,
+        )
+        check = http_transaction_check(transaction, loaded, schedule.timeout)
+        checks.append(
+            ScheduledCheck(check.name, check, schedule.interval, schedule.timeout, labels=dict(transaction.labels))
+        )
+    return checks
+
+
+def check_kind() -> CheckKind:
+    """`http_transaction`: one check per entry of `http_transactions`."""
+    return CheckKind("http_transaction", HttpTransactionCheck.metrics, build_for_exporter=build_http_transaction_checks)

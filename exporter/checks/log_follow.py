@@ -40,7 +40,10 @@ from dataclasses import dataclass
 from typing import BinaryIO, ClassVar
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, ScheduledCheck
+from exporter.config.loader import LoadedConfig
 from exporter.config.log_presets import PRESETS
+from exporter.config.schedule import check_schedule
 from exporter.metrics import MetricFamily, MetricSpec, counter
 
 logger = logging.getLogger(__name__)
@@ -340,3 +343,29 @@ class LogCheck(BaseCheck):
         elif not missing and self._missing_reported:
             logger.info("log file exists again", extra={"log": self._log, "file": self._follower.path})
         self._missing_reported = missing
+
+
+def build_log_checks(loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """One check per followed log file (`log:<name>`)."""
+    settings = loaded.config.global_
+    checks: list[ScheduledCheck] = []
+    for log_file in loaded.config.logs:
+        name = f"log:{log_file.name}"
+        check = LogCheck(
+            name,
+            log_file.name,
+            loaded.path(log_file.path),
+            patterns_for(log_file.presets, {p.name: p.regex for p in log_file.patterns}),
+            max_read_bytes=log_file.max_read_bytes,
+            max_line_bytes=log_file.max_line_bytes,
+        )
+        schedule = check_schedule(
+            log_file.interval, log_file.timeout, default_interval=log_file.interval, default_timeout=settings.timeout
+        )
+        checks.append(ScheduledCheck(name, check, schedule.interval, schedule.timeout))
+    return checks
+
+
+def check_kind() -> CheckKind:
+    """`log`: one check per entry of `logs`."""
+    return CheckKind("log", LogCheck.metrics, build_for_exporter=build_log_checks)

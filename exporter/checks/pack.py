@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 
 from exporter.checks import transactions_metrics as tm
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
-from exporter.checks.registry import ScheduledCheck
+from exporter.checks.registry import CheckKind, ScheduledCheck
 from exporter.config.loader import LoadedConfig
 from exporter.config.model import CheckSettings, PackCheckConfig
 from exporter.config.pack_entries import selected_queries
-from exporter.config.schedule import check_timeout
+from exporter.config.schedule import check_schedule
 from exporter.db.target import QueryResult, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, MetricType, ValueConversionError, to_float
 from exporter.packs.loader import PACK_LABEL, load_pack, shipped_packs
@@ -322,16 +322,10 @@ class JobLogCheck(BaseCheck):
 
 def query_schedule(entry: PackCheckConfig, query: PackQuery) -> tuple[float, float]:
     """(interval, timeout) of one query's check: the entry's when set, else the query's own."""
-    interval = entry.interval if entry.interval is not None else query.interval
-    return interval, check_timeout(entry.timeout, query.timeout, interval)
-
-
-def entry_timeouts(entry: PackCheckConfig) -> list[float]:
-    """The timeouts of the checks an entry yields (the connection's read timeout must outlast them)."""
-    pack = entry.resolved_pack
-    if pack is None:
-        return [] if entry.timeout is None else [entry.timeout]
-    return [query_schedule(entry, query)[1] for query in selected_queries(entry, pack)]
+    schedule = check_schedule(
+        entry.interval, entry.timeout, default_interval=query.interval, default_timeout=query.timeout
+    )
+    return schedule.interval, schedule.timeout
 
 
 def build_pack_checks(settings: CheckSettings, database: TargetDatabase, loaded: LoadedConfig) -> list[ScheduledCheck]:
@@ -352,3 +346,8 @@ def build_pack_checks(settings: CheckSettings, database: TargetDatabase, loaded:
             check = PackQueryCheck(name, database, label, query, params)
         checks.append(ScheduledCheck(name, check, interval, timeout))
     return checks
+
+
+def check_kind() -> CheckKind:
+    """`pack`: an entry of a target runs each selected query of its ERP pack as a check of its own."""
+    return CheckKind("pack", shipped_metric_specs(), build_for_target=build_pack_checks)

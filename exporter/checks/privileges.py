@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import BaseCheck, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
+from exporter.config.model import CheckSettings
 from exporter.db.dialect import Dialect
 from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, StatusRole, gauge, to_float
@@ -113,3 +115,12 @@ class PrivilegesCheck(BaseCheck):
             privileges = LoginPrivileges(superuser > 0, int(writable))
         self.last = privileges
         return privileges_to_families(privileges)
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> PrivilegesCheck:
+    return PrivilegesCheck(settings.effective_name, database)
+
+
+def check_kind() -> CheckKind:
+    """`privileges`: one check per entry of a target (every target has one by default)."""
+    return CheckKind("privileges", PrivilegesCheck.metrics, build_for_target=one_check_per_entry(_build))

@@ -19,6 +19,9 @@ from typing import ClassVar
 import psutil
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, ScheduledCheck
+from exporter.config.loader import LoadedConfig
+from exporter.config.schedule import check_schedule
 from exporter.metrics import MetricFamily, MetricSpec, counter, gauge
 
 PROCESSES = gauge(
@@ -280,3 +283,21 @@ def _compile(group: str, setting: str, pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"process group {group!r}: invalid {setting} {pattern!r}: {exc}") from exc
+
+
+def build_process_group_checks(loaded: LoadedConfig) -> list[ScheduledCheck]:
+    """One check per process group (`process_group:<name>`)."""
+    settings = loaded.config.global_
+    checks: list[ScheduledCheck] = []
+    for group in loaded.config.process_groups:
+        check = ProcessGroupCheck(group.name, group.name, group.process_name, group.cmdline)
+        schedule = check_schedule(
+            group.interval, group.timeout, default_interval=settings.interval, default_timeout=settings.timeout
+        )
+        checks.append(ScheduledCheck(f"process_group:{group.name}", check, schedule.interval, schedule.timeout))
+    return checks
+
+
+def check_kind() -> CheckKind:
+    """`process_group`: one check per entry of `process_groups`."""
+    return CheckKind("process_group", ProcessGroupCheck.metrics, build_for_exporter=build_process_group_checks)

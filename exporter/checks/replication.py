@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import BaseCheck, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
+from exporter.config.model import CheckSettings
 from exporter.db.dialect import Dialect
 from exporter.db.target import Session, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, gauge, to_float
@@ -130,3 +132,12 @@ class ReplicationCheck(BaseCheck):
         with self._database.session(ctx) as session:
             replication = fetch_replication(session)
         return [] if replication is None else replication_to_families(replication)
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> ReplicationCheck:
+    return ReplicationCheck(settings.effective_name, database)
+
+
+def check_kind() -> CheckKind:
+    """`replication`: one check per entry of a target."""
+    return CheckKind("replication", ReplicationCheck.metrics, build_for_target=one_check_per_entry(_build))

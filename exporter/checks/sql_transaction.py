@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.registry import CheckKind, one_check_per_entry
 from exporter.checks.transaction_recorder import TransactionError, TransactionRecorder
 from exporter.checks.transactions_metrics import DEFAULT_BUCKETS, DURATION, FAILURES, LAST_SUCCESS
+from exporter.config.model import CheckSettings, SqlTransactionCheckConfig
 from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec
 
@@ -81,3 +83,18 @@ class SqlTransactionCheck(BaseCheck):
             # The scheduler gave up on the run (its timeout) or the run crashed: count it here, once.
             self.recorder.fail_current(error.reason.value)
         return self.recorder.families()
+
+
+def _build(settings: CheckSettings, database: TargetDatabase) -> SqlTransactionCheck:
+    assert isinstance(settings, SqlTransactionCheckConfig)
+    return SqlTransactionCheck(
+        settings.effective_name,
+        database,
+        [SqlStep(step.name, step.sql) for step in settings.steps],
+        buckets=settings.buckets or DEFAULT_BUCKETS,
+    )
+
+
+def check_kind() -> CheckKind:
+    """`sql_transaction`: one check per entry of a target, timing its steps as a business transaction."""
+    return CheckKind("sql_transaction", SqlTransactionCheck.metrics, build_for_target=one_check_per_entry(_build))

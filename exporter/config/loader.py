@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ class LoadedConfig:
     # http transaction name -> password (from credentials.password or credentials.password_file)
     http_passwords: dict[str, str] = field(default_factory=dict, repr=False)
     base_dir: Path = Path()  # the config file's directory: relative file names are resolved from it
+
+    def path(self, name: str) -> str:
+        """A file name from the config: absolute as it is, relative from the config file's directory."""
+        return os.path.abspath(name if os.path.isabs(name) else os.path.join(self.base_dir, name))
 
     def secrets(self) -> list[str]:
         """Every secret value, so the log masker can hide them wherever they appear."""

@@ -272,10 +272,6 @@ TargetCheckConfig = Annotated[
     Field(discriminator="kind"),
 ]
 
-DEFAULT_TARGET_CHECKS: tuple[str, ...] = ("db_response", "privileges", "db_sessions")
-"""Kinds every target gets even when its `checks` list does not name them."""
-
-
 # ---------------------------------------------------------------------------------------------------
 # Targets
 
@@ -357,6 +353,17 @@ class TargetConfig(StrictModel):
     connect_timeout: PositiveDuration = Field(default=5.0, description="Login timeout.")
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     checks: list[TargetCheckConfig] = Field(default_factory=list)
+
+    def checks_with_defaults(self) -> list[CheckSettings]:
+        """The configured checks, plus the kinds every target gets when its list does not name them:
+        db_response, privileges and db_sessions."""
+        configured = {check.kind_name for check in self.checks}
+        defaults: tuple[CheckSettings, ...] = (
+            DbResponseCheckConfig(kind="db_response"),
+            PrivilegesCheckConfig(kind="privileges"),
+            DbSessionsCheckConfig(kind="db_sessions"),
+        )
+        return [*self.checks, *(check for check in defaults if check.kind_name not in configured)]
 
 
 # ---------------------------------------------------------------------------------------------------

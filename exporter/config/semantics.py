@@ -15,7 +15,7 @@ from exporter.config.model import (
     TargetConfig,
     TrytonTransactionConfig,
 )
-from exporter.config.schedule import check_timeout
+from exporter.config.schedule import Schedule, check_schedule
 from exporter.db.dialect import Dialect, dialect_from_driver_name
 from exporter.db.guard import GuardError, check_read_only
 from exporter.source.durations import format_duration
@@ -23,18 +23,25 @@ from exporter.source.yaml_source import PathKey
 from exporter.tryton_rpc import TRYTON_SESSION_STEPS, tryton_method_refusal
 
 
+def entry_schedule(check: CheckSettings, global_config: GlobalConfig) -> Schedule:
+    """The schedule of a target's check entry: its own settings, else its kind's interval, else global."""
+    default_interval = type(check).default_interval
+    return check_schedule(
+        check.interval,
+        check.timeout,
+        default_interval=float(default_interval) if default_interval is not None else global_config.interval,
+        default_timeout=global_config.timeout,
+    )
+
+
 def effective_interval(check: CheckSettings, global_config: GlobalConfig) -> float:
     """The check's own interval, else its kind's default, else the global default."""
-    if check.interval is not None:
-        return check.interval
-    if type(check).default_interval is not None:
-        return float(type(check).default_interval)  # type: ignore[arg-type]
-    return global_config.interval
+    return entry_schedule(check, global_config).interval
 
 
 def effective_timeout(check: CheckSettings, global_config: GlobalConfig) -> float:
     """The check's own timeout, else the global default, never longer than the interval."""
-    return check_timeout(check.timeout, global_config.timeout, effective_interval(check, global_config))
+    return entry_schedule(check, global_config).timeout
 
 
 def semantic_issues(config: ExporterConfig) -> Iterator[tuple[PathKey, str]]:

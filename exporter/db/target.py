@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyodbc
@@ -66,6 +66,11 @@ class TargetDatabase:
         self.pool = ConnectionPool(name, self._open, max_connections, backoff)
 
     # --- public API -------------------------------------------------------------------------------
+
+    def set_read_timeout(self, seconds: float) -> None:
+        """The read timeout of connections opened from now on. Set when the target's checks are built (it
+        must outlast the longest of them), before the first connection is opened."""
+        self.spec = replace(self.spec, read_timeout=seconds)
 
     @contextmanager
     def session(self, ctx: RunContext, fresh: bool = False) -> Iterator[Session]:
