@@ -212,7 +212,7 @@ def run_once(path: Path, mask: SecretMask, show_metrics: bool) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
-    audit_lines = audit_table(audit_reports(runtime.checks))
+    audit_lines = audit_table(audit_reports(states, runtime.loaded))
     if audit_lines:
         print()
         for line in audit_lines:

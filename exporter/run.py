@@ -101,12 +101,26 @@ class CancelToken:
         return unregister
 
 
+@dataclass(frozen=True)
+class Findings:
+    """Records a run found that people must look at (an audit's offending rows): how many there are, and
+    the keys of the first ones. They travel with the result to the status page and the CLI, never into a
+    label."""
+
+    count: int
+    samples: tuple[str, ...] = ()
+
+
 @dataclass
 class RunContext:
-    """What a check receives for one run. Database checks hold their TargetDatabase themselves."""
+    """What a check receives for one run. Database checks hold their TargetDatabase themselves.
+
+    A check that finds records to show people sets `findings`; the scheduler stores them with the result.
+    """
 
     timeout: float
     cancel: CancelToken = field(default_factory=CancelToken)
+    findings: Findings | None = None
 
 
 class Check(Protocol):

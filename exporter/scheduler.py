@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from exporter.metrics import MetricFamily
@@ -232,13 +232,7 @@ class Scheduler:
             run.thread_id = threading.get_ident()
             self._push(run.started_at + job.timeout, "deadline", run)
         outcome = run_check(job.check, RunContext(timeout=job.timeout, cancel=run.token))
-        outcome = Outcome(
-            success=outcome.success,
-            duration=self._clock() - run.started_at,
-            families=outcome.families,
-            error_reason=outcome.error_reason,
-            error_message=outcome.error_message,
-        )
+        outcome = replace(outcome, duration=self._clock() - run.started_at)
         with self._lock:
             late = run.state is not RunState.RUNNING
             if not late:
@@ -267,7 +261,7 @@ def run_check(check: Check, ctx: RunContext) -> Outcome:
         log.exception("check crashed", extra={"check": check.name})
         error = CheckError(ErrorReason.OTHER, f"{type(exc).__name__}: {exc}"[:300])
         return Outcome(False, 0.0, _failure_families(check, error), error.reason, error.message)
-    return Outcome(True, 0.0, families)
+    return Outcome(True, 0.0, families, findings=ctx.findings)
 
 
 def _failure_families(check: Check, error: CheckError) -> list[MetricFamily]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from exporter.metrics import MetricFamily, Sample
-from exporter.run import ErrorReason
+from exporter.run import ErrorReason, Findings
 
 SKIP_REASONS = ("null", "not_a_number")
 
@@ -43,6 +43,7 @@ class Outcome:
     families: list[MetricFamily]
     error_reason: ErrorReason | None = None
     error_message: str = ""
+    findings: Findings | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class CheckState:
     last_run_wall: float | None = None
     last_run_monotonic: float | None = None
     last_success_wall: float | None = None
+    last_success_duration: float = 0.0
+    # what the last successful run found for people to look at (kept while later runs fail)
+    findings: Findings | None = None
     error_reason: ErrorReason | None = None
     error_message: str = ""
     runs_total: int = 0
@@ -129,6 +133,8 @@ class ResultStore:
                 last_run_wall=wall,
                 last_run_monotonic=self._monotonic(),
                 last_success_wall=wall if outcome.success else state.last_success_wall,
+                last_success_duration=outcome.duration if outcome.success else state.last_success_duration,
+                findings=outcome.findings if outcome.success else state.findings,
                 error_reason=outcome.error_reason,
                 error_message=outcome.error_message,
                 runs_total=state.runs_total + 1,

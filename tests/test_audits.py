@@ -29,8 +29,9 @@ from exporter.http.server import ExporterHTTPServer
 from exporter.http.status_page import StatusView, render_status_page
 from exporter.http.web_config import WebConfig
 from exporter.logs import SecretMask
+from exporter.run import Findings
 from exporter.source.yaml_source import SourceError
-from exporter.store import CheckKey, ResultStore
+from exporter.store import CheckKey, CheckMeta, Outcome, ResultStore
 
 # -- helpers -----------------------------------------------------------------------------------------
 
@@ -599,7 +600,8 @@ def test_status_page_lists_audits_with_owner_count_and_escaped_keys(customers_co
     try:
         wait_until(app.ready, 30, "the first round of checks did not finish")
         page = requests.get(f"http://127.0.0.1:{server.server_address[1]}/", timeout=10).text
-        reports = audit_reports(app.runtime.checks if app.runtime else {})
+        _, states = app.store.snapshot()
+        reports = audit_reports(states, app.runtime.loaded) if app.runtime else []
     finally:
         server.shutdown()
         server.server_close()
@@ -621,14 +623,26 @@ def test_status_page_has_no_audit_section_without_audits(tmp_path: Path) -> None
     assert "<h2>Audits</h2>" not in render_status_page(view, lambda text: text)
 
 
-def test_reports_come_from_the_checks_of_a_runtime(tmp_path: Path) -> None:
+def test_reports_come_from_the_scheduled_checks_in_the_store(tmp_path: Path) -> None:
     config = write_config(tmp_path, config_text(make_customers_db(tmp_path / "erp.db", ["x"])))
     loaded = load_config(config)
     store = ResultStore()
     runtime = build_runtime(loaded, default_registry(), store)
     try:
-        reports = audit_reports(runtime.checks)
+        store.configure(runtime.metas)
+        reports = audit_reports(store.snapshot()[1], loaded)
     finally:
         runtime.stop()
     assert [(r.target, r.audit.name, r.result) for r in reports] == [("erp", "customers_without_email", None)]
     assert CheckKey("erp", "audit:customers_without_email") in runtime.metas
+
+
+def test_a_failed_run_keeps_the_last_findings_in_the_store(tmp_path: Path) -> None:
+    key = CheckKey("erp", "audit:x")
+    store = ResultStore()
+    store.configure({key: CheckMeta(kind="audits", interval=60.0, timeout=5.0, series_limit=100, labels={})})
+    store.record(key, Outcome(True, 0.2, [], findings=Findings(3, ("a", "b", "c"))))
+    store.record(key, Outcome(False, 0.1, [], ErrorReason.QUERY, "boom"))
+    state = store.get(key)
+    assert state is not None
+    assert (state.findings, state.last_success_duration) == (Findings(3, ("a", "b", "c")), 0.2)

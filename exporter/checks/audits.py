@@ -15,18 +15,20 @@ audit`; they are never labels, so a data error cannot create series.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from exporter.audits.model import SAMPLE_LIMIT, ResolvedAudit
-from exporter.checks.base import BaseCheck, Check, CheckError, ErrorReason, RunContext
+from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
 from exporter.checks.registry import CheckKind, ScheduledCheck
 from exporter.config.loader import LoadedConfig
 from exporter.config.model import CheckSettings
 from exporter.db.dialect import Dialect
 from exporter.db.target import QueryResult, TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, gauge
+from exporter.run import Findings
+from exporter.store import CheckKey, CheckState
 
 LABELS = ("audit", "category", "owner", "support_line", "severity")
 VIOLATIONS = gauge(
@@ -115,6 +117,7 @@ class AuditCheck(BaseCheck):
                 )
             result = session.query(wrap_sql(sql, session.dialect), max_rows=SAMPLE_LIMIT)
         count, samples = result_to_counts(self.audit.name, result)
+        ctx.findings = Findings(count, samples)
         self._latest = AuditResult(count, samples, time.time(), time.monotonic() - started)
         return [VIOLATIONS.family().add_labels(self.audit.labels(), float(count)), *self._thresholds()]
 
@@ -139,14 +142,28 @@ class AuditReport:
     result: AuditResult | None
 
 
-def audit_reports(checks: Mapping[Any, Check]) -> list[AuditReport]:
-    """The audits among a runtime's checks with their latest results, by target and audit name."""
-    reports = [
-        AuditReport(check.target, check.audit, check.latest())
-        for check in checks.values()
-        if isinstance(check, AuditCheck)
-    ]
+def audit_reports(states: Iterable[CheckState], loaded: LoadedConfig) -> list[AuditReport]:
+    """The scheduled audits of a config with the results the store holds, by target and audit name.
+
+    Read from the store's snapshot (what /metrics reads) and the config's resolved audits, not from live
+    check objects; an audit that is not scheduled (`erp-exporter audit` runs one) has no state and no row.
+    """
+    by_key = {state.key: state for state in states}
+    reports = []
+    for (target, _), audits in loaded.audits.items():
+        for audit in audits:
+            state = by_key.get(CheckKey(target, audit.check_name))
+            if state is not None:
+                reports.append(AuditReport(target, audit, audit_result(state)))
     return sorted(reports, key=lambda report: (report.target, report.audit.name))
+
+
+def audit_result(state: CheckState) -> AuditResult | None:
+    """An audit's last successful result as the store holds it (None before the first)."""
+    findings = state.findings
+    if findings is None or state.last_success_wall is None:
+        return None
+    return AuditResult(findings.count, findings.samples, state.last_success_wall, state.last_success_duration)
 
 
 def build_audit_checks(settings: CheckSettings, database: TargetDatabase, loaded: LoadedConfig) -> list[ScheduledCheck]:

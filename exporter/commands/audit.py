@@ -8,7 +8,7 @@ from typing import TextIO
 
 from exporter.app import build_runtime, run_checks_once
 from exporter.audits.model import ResolvedAudit
-from exporter.checks.audits import AuditCheck, AuditReport, AuditResult
+from exporter.checks.audits import AuditReport, AuditResult, audit_result
 from exporter.checks.builtin import default_registry
 from exporter.config.loader import LoadedConfig
 from exporter.store import CheckKey, ResultStore
@@ -61,10 +61,9 @@ def run_audit(
     runtime = build_runtime(loaded, default_registry(), store, only=lambda candidate: candidate == key)
     run_checks_once(runtime, store)
     state = store.get(key)
-    check = runtime.checks[key]
     for line in describe(target_name, audit):
         print(line, file=out)
-    result = check.latest() if isinstance(check, AuditCheck) else None
+    result = audit_result(state) if state is not None else None
     if state is None or not state.success or result is None:
         reason = state.error_reason.value if state and state.error_reason else "other"
         message = state.error_message if state and state.error_reason else "no result"

@@ -222,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
             config_file=str(app.config_path),
             now_monotonic=time.monotonic(),
             labels={t.name: dict(t.labels) for t in runtime.loaded.config.targets} if runtime else {},
-            audits=audit_reports(runtime.checks) if runtime else [],
+            audits=audit_reports(states, runtime.loaded) if runtime else [],
         )
         body = render_status_page(view, app.mask.apply).encode("utf-8")
         self._send(HTTPStatus.OK, "text/html; charset=utf-8", body)
