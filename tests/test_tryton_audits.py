@@ -1,4 +1,4 @@
-"""The standard Tryton audits (exporter/audits/packs/tryton.yml) on real Tryton 8.0 databases.
+"""The standard Tryton audits (exporter/packs/tryton/audits.yml) on real Tryton 8.0 databases.
 
 Each database (a private SQLite copy, and a PostgreSQL copy of the seeded database) gets records made to
 violate every audit, next to records that look alike but do not violate it (done, cancelled, too recent,

@@ -22,23 +22,23 @@ from exporter.audits.model import (
 )
 from exporter.db.dialect import Dialect
 from exporter.db.guard import GuardError, check_read_only
+from exporter.packs.shipped import audits_path, shipped_audit_packs
 from exporter.source.base import NAME_PATTERN
 from exporter.source.validation import NAME_PATTERN_WORDS, Wording, issues_from_validation
 from exporter.source.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, load_yaml
 from exporter.sqlparams import placeholders, render_sql
 
-PACKS_DIR = Path(__file__).resolve().parent / "packs"
-
 AUDIT_FILE_WORDING = Wording(patterns={NAME_PATTERN: NAME_PATTERN_WORDS, SNAKE_NAME_PATTERN: SNAKE_NAME_WORDS})
 
 
 def available_packs() -> list[str]:
-    """The names of the shipped audit packs (exporter/audits/packs/<name>.yml)."""
-    return sorted(path.stem for path in PACKS_DIR.glob("*.yml"))
+    """The names of the shipped packs with audits (exporter/packs/<name>/audits.yml)."""
+    return shipped_audit_packs()
 
 
 def pack_path(name: str) -> Path:
-    return PACKS_DIR / f"{name}.yml"
+    """The audits file of a shipped pack."""
+    return audits_path(name)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ class AuditConfig(StrictModel):
 
 
 class AuditFile(StrictModel):
-    """An audit file (a user's, or a shipped pack under exporter/audits/packs/)."""
+    """An audit file (a user's, or a shipped pack, exporter/packs/<erp>/audits.yml)."""
 
     audits: list[AuditConfig] = Field(description="The audits of this file.")
 

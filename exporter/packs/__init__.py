@@ -1,5 +1,5 @@
-"""ERP packs: YAML files of read-only queries of an ERP's own tables, per SQL dialect (see loader.py).
+"""ERP packs: one folder per ERP (exporter/packs/tryton/) with its signal queries (`queries.yml`: read-only
+queries of the ERP's own tables, per SQL dialect) and its data-governance audits (`audits.yml`).
 
-This package imports nothing at import time: the config model imports `exporter.packs.model`, and the
-loader imports the config loader, so an import here would be circular.
+This package imports nothing at import time: the config model imports `exporter.packs.model`.
 """

@@ -7,7 +7,6 @@ is loaded, so `check-config` reports a broken pack and a reload with one keeps t
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from exporter.db.dialect import Dialect
 from exporter.db.guard import GuardError, check_read_only
 from exporter.metrics import validate_buckets
 from exporter.packs.model import JOB_LOG_COLUMNS, SINCE, Pack, PackQuery
+from exporter.packs.shipped import queries_path, shipped_query_packs
 from exporter.source.durations import format_duration
 from exporter.source.validation import Wording, issues_from_validation
 from exporter.source.yaml_source import PathKey, SourceError, SourceIssue, YamlDocument, format_path, load_yaml
@@ -33,13 +33,8 @@ class PackError(SourceError):
 
 
 def shipped_packs() -> list[str]:
-    """The names of the packs shipped in exporter/packs/ (<name>.yml)."""
-    root = importlib.resources.files("exporter.packs")
-    return sorted(entry.name[: -len(".yml")] for entry in root.iterdir() if entry.name.endswith(".yml"))
-
-
-def shipped_pack_path(name: str) -> Path:
-    return Path(str(importlib.resources.files("exporter.packs") / f"{name}.yml"))
+    """The names of the shipped packs with signal queries (exporter/packs/<name>/queries.yml)."""
+    return shipped_query_packs()
 
 
 def is_path_reference(reference: str) -> bool:
@@ -61,7 +56,7 @@ def load_pack(reference: str, base_dir: Path | None = None) -> Pack:
         return load_pack_file(path)
     if reference not in shipped_packs():
         raise PackError([SourceIssue(reference, None, "", _unknown_pack(reference))])
-    return load_pack_file(shipped_pack_path(reference))
+    return load_pack_file(queries_path(reference))
 
 
 def load_pack_file(path: Path, display_name: str | None = None) -> Pack:

@@ -1,6 +1,6 @@
 """The ERP pack model: named read-only queries per SQL dialect and the metrics their columns become.
 
-A pack is YAML (see `exporter/packs/tryton.yml` and docs/packs.md). Each query declares the columns it
+A pack is YAML (see `exporter/packs/tryton/queries.yml` and docs/packs.md). Each query declares the columns it
 must return; a `metrics` query maps value columns to gauges or counters, a `job_log` query returns the
 jobs the ERP finished since a watermark, which become `erp_transaction_duration_seconds` observations and
 failures. Parameters (`:name` in the SQL) are numbers, declared with a default and bounds and overridable

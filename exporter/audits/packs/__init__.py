@@ -1,1 +1,0 @@
-"""Audit sets shipped with the exporter, one YAML file per ERP product (`audits: packs: [tryton]`)."""
