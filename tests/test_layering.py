@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "exporter.calendar",
         "exporter.tryton_rpc",
         "exporter.source",
+        "exporter.signals",
     ),
     ("exporter.db", "exporter.store"),
     ("exporter.packs", "exporter.audits.model", "exporter.audits.loader"),

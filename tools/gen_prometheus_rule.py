@@ -19,6 +19,11 @@ from typing import Any
 
 import yaml
 
+# The helpers shared by the generators live beside this script (tools/ is no package: tests load it by path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generated_files import dump_yaml
+
 REPO = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO / "alert_rules"
 OUTPUT = REPO / "deploy" / "kubernetes" / "prometheusrule.yaml"
@@ -31,19 +36,6 @@ HEADER = (
     "# `release: <helm release>` by default). The rules select the exporter's job=\"erp-exporter\": the\n"
     "# Service name in service.yaml.\n"
 )
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _str)
 
 
 def rule_files(rules_dir: Path = RULES_DIR) -> list[Path]:
@@ -72,9 +64,7 @@ def prometheus_rule(groups: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(rules_dir: Path = RULES_DIR) -> str:
-    body = yaml.dump(prometheus_rule(rule_groups(rules_dir)), Dumper=_Dumper, sort_keys=False, width=1000,
-                     allow_unicode=True)  # fmt: skip
-    return HEADER + body
+    return HEADER + dump_yaml(prometheus_rule(rule_groups(rules_dir)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,11 @@ from typing import Any, Literal
 
 import yaml
 
+from exporter.signals.capacity import CPU_BUSY, FILESYSTEM_AVAILABLE, MEMORY_AVAILABLE
+from exporter.signals.database import CONNECTIONS_USED
+from exporter.signals.governance import BREACHING_BY_OWNER
+from exporter.signals.transactions import LATENCY_P95
+
 Unit = Literal["bytes", "bytes_per_day", "seconds", "ratio", "count", "days", "bool"]
 
 
@@ -196,10 +201,10 @@ CAPACITY = Report(
                 Row(
                     "connections_peak",
                     "Peak database connections used",
-                    "max by (target) (max_over_time(erp:database_connections_used:ratio{$sel}[$range]))",
+                    f"max by (target) (max_over_time({CONNECTIONS_USED.selected('$sel')}[$range]))",
                     "ratio",
                     fallback="max by (target) (max_over_time(erp_database_connections_used_ratio{$sel}[$range]))",
-                    limit=Limit("ErpDatabaseConnectionsSaturated"),
+                    limit=Limit(CONNECTIONS_USED.alert),
                     help="Highest share of the database's connection limit in use.",
                 ),
                 Row(
@@ -214,12 +219,12 @@ CAPACITY = Report(
                 Row(
                     "latency_p95_peak",
                     "Peak p95 latency",
-                    "max by (target, transaction) (max_over_time(erp:transaction_duration_seconds:p95{$sel}[$range]))",
+                    f"max by (target, transaction) (max_over_time({LATENCY_P95.selected('$sel')}[$range]))",
                     "seconds",
                     detail=("transaction",),
                     fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
                     '(increase(erp_transaction_duration_seconds_bucket{step="",$sel}[$range])))',
-                    limit=Limit("ErpTransactionLatencyHigh"),
+                    limit=Limit(LATENCY_P95.alert),
                     help="Highest 5-minute p95 of each business transaction (without the recording rules: the p95 "
                     "over the whole range).",
                 ),
@@ -260,12 +265,10 @@ CAPACITY = Report(
                 Row(
                     "cpu_peak",
                     "Peak CPU busy (5m average)",
-                    "max by (instance) (max_over_time(erp:host_cpu_busy:ratio_rate5m[$range])$targets)",
+                    f"max by (instance) (max_over_time({CPU_BUSY.record}[$range])$targets)",
                     "ratio",
-                    fallback="max by (instance) (max_over_time((1 - sum without (mode) "
-                    '(rate(erp_host_cpu_seconds_total{mode=~"idle|iowait"}[5m])) / erp_host_cpus)[$range:$step])'
-                    "$targets)",
-                    limit=Limit("ErpHostCpuHigh"),
+                    fallback=f"max by (instance) (max_over_time(({CPU_BUSY.expr.strip()})[$range:$step])$targets)",
+                    limit=Limit(CPU_BUSY.alert),
                 ),
                 Row(
                     "memory_used_peak",
@@ -276,21 +279,20 @@ CAPACITY = Report(
                 Row(
                     "memory_available_low",
                     "Lowest memory available",
-                    "min by (instance) (min_over_time(erp:host_memory_available:ratio[$range])$targets)",
+                    f"min by (instance) (min_over_time({MEMORY_AVAILABLE.record}[$range])$targets)",
                     "ratio",
-                    fallback="min by (instance) (min_over_time((erp_host_memory_available_bytes / "
-                    "erp_host_memory_total_bytes)[$range:$step])$targets)",
-                    limit=Limit("ErpHostMemoryPressure", below=True),
+                    fallback=f"min by (instance) (min_over_time(({MEMORY_AVAILABLE.expr})[$range:$step])$targets)",
+                    limit=Limit(MEMORY_AVAILABLE.alert, below=True),
                 ),
                 Row(
                     "filesystem_free",
                     "Filesystem free now",
-                    "min by (instance, mountpoint) (erp:host_filesystem_avail:ratio{$fs}$targets)",
+                    f"min by (instance, mountpoint) ({FILESYSTEM_AVAILABLE.selected('$fs')}$targets)",
                     "ratio",
                     detail=("mountpoint",),
                     fallback="min by (instance, mountpoint) (erp_host_filesystem_avail_bytes{$fs} / "
                     "erp_host_filesystem_size_bytes{$fs}$targets)",
-                    limit=Limit("ErpHostDiskSpaceLow", below=True),
+                    limit=Limit(FILESYSTEM_AVAILABLE.alert, below=True),
                 ),
                 Row(
                     "filesystem_days_left",
@@ -392,7 +394,7 @@ HEALTH = Report(
                     "audits_breaching",
                     "Audits over their warning threshold",
                     "(\n"
-                    "  sum by (target, owner) (erp:audits_breaching:count_by_owner{$sel})\n"
+                    f"  sum by (target, owner) ({BREACHING_BY_OWNER.selected('$sel')})\n"
                     "  or count by (target, owner) (erp_audit_violations{$sel}\n"
                     "    > on (job, instance, target, audit) group_left () erp_audit_warning_threshold)\n"
                     ")\n"
