@@ -33,21 +33,32 @@ from types import FrameType
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-TRYTON_VENV = REPO / ".venv-tryton"
-REQUIREMENTS = REPO / "deploy" / "tryton" / "requirements.txt"
-SEED = REPO / "deploy" / "tryton" / "seed.py"
+# The database is built by the recipe the test fixtures use too (deploy/ is no package).
+sys.path.insert(0, str(REPO / "deploy" / "tryton"))
+
+from tryton_build import (  # noqa: E402
+    REQUIREMENTS,
+    SEED_LOGINS,
+    SEED_PASSWORD,
+    SEED_SCRIPT,
+    TRYTON_VENV,
+    SeedOptions,
+    TrytonCache,
+    TrytonError,
+    TrytonInstall,
+    clean_env,
+    create_sqlite_database,
+)
+
 DATABASE = "erp_demo"
-MODULES = ("company", "party", "product", "stock", "account", "account_product", "account_invoice", "sale",
-           "purchase", "production")  # fmt: skip
-USERS = ("alice", "bob", "carol", "dave", "erin")
-# Demo-only credentials of a throwaway local database; the exporter never sees the admin password.
-ADMIN_PASSWORD = "Admin-Passw0rd-2024"  # noqa: S105
-USER_PASSWORD = "Demo-Passw0rd-2024"  # noqa: S105
+USERS = SEED_LOGINS[:5]
+USER_PASSWORD = SEED_PASSWORD
+DEMO_SEED = SeedOptions(users=len(USERS), password=USER_PASSWORD, demo_data=True)
 
 
 def tryton_env() -> dict[str, str]:
     """Our environment without TRYTON*/PG* variables: they would override the config file."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TRYTON", "PG"))}
+    return clean_env(["TRYTON", "PG"])
 
 
 def run(argv: Sequence[str | Path], log: Path, what: str, env: dict[str, str] | None = None) -> None:
@@ -60,28 +71,20 @@ def run(argv: Sequence[str | Path], log: Path, what: str, env: dict[str, str] | 
 
 
 def build_database(work: Path) -> Path:
-    """Create and seed the demo database once; rebuild it when the Tryton requirements change."""
+    """Create and seed the demo database once; rebuild it when the Tryton requirements or the seed change."""
     database_file = work / f"{DATABASE}.sqlite"
     stamp = work / f"{DATABASE}.stamp"
-    wanted = hashlib.sha256(REQUIREMENTS.read_bytes() + SEED.read_bytes()).hexdigest()
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes() + SEED_SCRIPT.read_bytes()).hexdigest()
     if database_file.exists() and stamp.exists() and stamp.read_text() == wanted:
         print(f"demo: reusing the Tryton database {database_file}")
         return database_file
     started = time.monotonic()
     print("demo: creating the Tryton database (trytond-admin + seed, about 30 s the first time)...", flush=True)
-    database_file.unlink(missing_ok=True)
-    database_file.touch()  # trytond-admin refuses a SQLite database that does not exist
-    passfile = work / "admin.pass"
-    passfile.write_text(ADMIN_PASSWORD + "\n")
-    passfile.chmod(0o600)
-    log = work / "build.log"
-    config = work / "trytond.conf"
-    run([TRYTON_VENV / "bin" / "trytond-admin", "-c", config, "-d", DATABASE, "--all", "--activate-dependencies",
-         "-u", *MODULES, "--email", "admin@acme.example"],
-        log, "trytond-admin", env={**tryton_env(), "TRYTONPASSFILE": str(passfile)})
-    run([TRYTON_VENV / "bin" / "python", SEED, "--config", config, "--database", DATABASE,
-         "--users", str(len(USERS)), "--password", USER_PASSWORD, "--demo-data"],
-        log, "seed.py", env=tryton_env())
+    try:
+        # the demo keeps its database between runs itself (users' sessions, jobs run): no day-keyed cache
+        create_sqlite_database(TrytonInstall(), work, DATABASE, seed=DEMO_SEED, cache=TrytonCache.disabled())
+    except TrytonError as exc:
+        sys.exit(f"demo: {exc}")
     age_demo_data(database_file)
     stamp.write_text(wanted)
     print(f"demo: database ready in {time.monotonic() - started:.0f} s")
@@ -136,11 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     work: Path = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    database_dir = args.database.resolve().parent if args.database else work
-    (work / "trytond.conf").write_text(
-        f"[database]\nuri = sqlite://\npath = {database_dir}\n\n[web]\nlisten = 127.0.0.1:{args.tryton_port}\n"
-    )
     database_file = args.database.resolve() if args.database else build_database(work)
+    (work / "trytond.conf").write_text(  # after the build, which writes its own (without [web])
+        f"[database]\nuri = sqlite://\npath = {database_file.parent}\n\n[web]\nlisten = 127.0.0.1:{args.tryton_port}\n"
+    )
     database = database_file.stem
 
     server_log = work / "trytond.log"
