@@ -239,9 +239,11 @@ class PostgresServer:
 
     os_user = "postgres"
 
-    def __init__(self, base_dir: Path) -> None:
-        """Prepare (but do not start) a server in ``base_dir``, which is created if missing."""
+    def __init__(self, base_dir: Path, settings: dict[str, str] | None = None) -> None:
+        """Prepare (but do not start) a server in ``base_dir``, which is created if missing; ``settings``
+        are extra server options (``-c name=value``), such as ``shared_preload_libraries``."""
         self.base_dir: Path = Path(base_dir).resolve()
+        self.settings: dict[str, str] = dict(settings or {})
         self.bin_dir: Path = _newest_postgres_bin_dir()
         self.host: str = HOST
         self.port: int = free_port()
@@ -363,6 +365,7 @@ class PostgresServer:
             str(self.socket_dir),
             "-c",
             "fsync=off",
+            *(option for name, value in self.settings.items() for option in ("-c", f"{name}={value}")),
         ]
         user = self._server_user()
         with self.log_file.open("ab") as log:

@@ -128,7 +128,7 @@ BAD_CONFIGS = [
         """,
         ["erp-exporter.yml:5: targets[0].checks[0].kind: unknown check kind 'db_ping'; "
          "expected one of: db_response, privileges, db_sessions, audits, sql_transaction, pack, db_activity, db_size, "
-         "db_maintenance, replication"],
+         "db_maintenance, db_statements, replication"],
         id="check-kind-unknown",
     ),
     pytest.param(
@@ -141,7 +141,7 @@ BAD_CONFIGS = [
         """,
         ["erp-exporter.yml:5: targets[0].checks[0].kind: required key is missing; "
          "expected one of: db_response, privileges, db_sessions, audits, sql_transaction, pack, db_activity, db_size, "
-         "db_maintenance, replication"],
+         "db_maintenance, db_statements, replication"],
         id="check-kind-missing",
     ),
     pytest.param(
@@ -562,7 +562,7 @@ def test_every_model_error_is_reported_sorted_by_line() -> None:
         "erp-exporter.yml:7: targets[0].max_connections: must be at least 1, got 0",
         "erp-exporter.yml:9: targets[0].checks[0].kind: unknown check kind 'nope'; "
         "expected one of: db_response, privileges, db_sessions, audits, sql_transaction, pack, db_activity, db_size, "
-         "db_maintenance, replication",
+         "db_maintenance, db_statements, replication",
         "erp-exporter.yml:11: process_groups[0].name: required key is missing",
         "erp-exporter.yml:11: process_groups[0].nme: unknown key (did you mean 'name'?)",
     ]

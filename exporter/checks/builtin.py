@@ -15,6 +15,7 @@ from exporter.checks import (
     db_response,
     db_sessions,
     db_size,
+    db_statements,
     host,
     http_transaction,
     log_follow,
@@ -36,6 +37,7 @@ def default_registry() -> CheckRegistry:
     registry.register(db_activity.check_kind())
     registry.register(db_size.check_kind())
     registry.register(db_maintenance.check_kind())
+    registry.register(db_statements.check_kind())
     registry.register(replication.check_kind())
     registry.register(sql_transaction.check_kind())
     registry.register(host.check_kind())

@@ -163,6 +163,21 @@ class DbSizeCheckConfig(CheckSettings):
     )
 
 
+class DbStatementsCheckConfig(CheckSettings):
+    """The statements that cost the database most, for the optimization workshop: the top N by total
+    execution time, with calls, rows and mean time (PostgreSQL `pg_stat_statements`, MariaDB/MySQL
+    `performance_schema`). Opt-in; a clear error when the extension or schema is not there."""
+
+    kind: Literal["db_statements"]
+    default_interval: ClassVar[float | None] = 300.0
+    top: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=20, description="How many statements get their own series (1 to 100), by total time."
+    )
+    query_length: Annotated[int, Field(ge=20, le=500)] = Field(
+        default=120, description="The normalized statement text is cut to this many characters in its label."
+    )
+
+
 class DbMaintenanceCheckConfig(CheckSettings):
     """Index health (invalid, unused since the statistics reset, duplicate) and, on PostgreSQL, the oldest
     vacuum and analyze and the transaction-ID age. What a database cannot tell is not published."""
@@ -268,6 +283,7 @@ TargetCheckConfig = Annotated[
     | DbActivityCheckConfig
     | DbSizeCheckConfig
     | DbMaintenanceCheckConfig
+    | DbStatementsCheckConfig
     | ReplicationCheckConfig,
     Field(discriminator="kind"),
 ]
