@@ -226,7 +226,8 @@ def test_tryton_is_shipped_and_valid() -> None:
     pack = load_pack("tryton")
     assert (pack.name, pack.erp) == ("tryton", "tryton")
     assert [query.name for query in pack.queries] == [
-        "sessions", "login_failures", "queue", "scheduled_jobs", "task_errors", "version", "modules", "job_runs"
+        "sessions", "login_failures", "queue", "scheduled_jobs", "task_errors", "version", "modules", "adoption",
+        "job_runs",
     ]
 
 
@@ -262,6 +263,9 @@ def test_shipped_pack_metrics_are_in_the_metric_catalog() -> None:
     rows = [line for line in result.stdout.splitlines() if "| pack |" in line or ", pack |" in line]
     names = sorted(row.split("|")[1].strip().strip("`") for row in rows)
     assert names == sorted([
+        "erp_user_accounts",
+        "erp_users_active_1d",
+        "erp_users_active_30d",
         "erp_users_logged_in",
         "erp_sessions_active",
         "erp_login_failures",
@@ -353,7 +357,7 @@ BAD_ENTRIES = {
         "      - kind: pack\n        pack: tryton\n        queries: [sessions, users]\n",
         [
             "erp-exporter.yml:9: targets[0].checks[0].queries[1]: pack 'tryton' has no query 'users' (it has: "
-            "sessions, login_failures, queue, scheduled_jobs, task_errors, version, modules, job_runs)"
+            "sessions, login_failures, queue, scheduled_jobs, task_errors, version, modules, adoption, job_runs)"
         ],
     ),
     "unknown-parameter": (
@@ -457,7 +461,7 @@ def test_each_query_becomes_its_own_check_with_its_own_interval(tmp_path: Path) 
     ]
     built = registry.build_target_checks(second, database, loaded)
     assert {(b.interval, b.timeout) for b in built} == {(120.0, 20.0)}
-    assert len(built) == 8
+    assert len(built) == 9
 
 
 # -- running a pack query ---------------------------------------------------------------------------

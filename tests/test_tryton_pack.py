@@ -533,6 +533,50 @@ def test_a_failed_job_counts_as_a_job_failure(erp: Erp) -> None:
 # -- the whole exporter -----------------------------------------------------------------------------
 
 
+ACTIVITY_TABLES = ("sale_sale", "purchase_purchase", "account_invoice", "account_move", "stock_move", "production")
+
+
+def days_ago(erp: Erp, days: int) -> str:
+    """SQL for a naive UTC timestamp `days` ago, as Tryton stores it on this backend."""
+    if erp.backend == "sqlite":
+        return f"datetime('now', '-{days} days')"
+    return f"(now() AT TIME ZONE 'UTC') - interval '{days} days'"
+
+
+def test_adoption_counts_accounts_and_the_users_who_worked_within_a_day_and_30_days(erp: Erp) -> None:
+    # Everything the seed wrote is 60 days old and nobody holds a session ...
+    erp.execute("DELETE FROM ir_session;")
+    for table in ACTIVITY_TABLES:
+        erp.execute(f"UPDATE {table} SET create_date = {days_ago(erp, 60)}, write_date = NULL;")
+    ids = {login: int(i) for login, i in erp.rows("SELECT login, id FROM res_user")}
+    # ... then alice creates a sale today, bob changes an invoice 10 days ago, carol's session is active now.
+    erp.execute(f"UPDATE sale_sale SET create_uid = {ids['alice']}, create_date = {days_ago(erp, 0)} "
+                "WHERE id = (SELECT min(id) FROM sale_sale);")
+    erp.execute(f"UPDATE account_invoice SET write_uid = {ids['bob']}, write_date = {days_ago(erp, 10)} "
+                "WHERE id = (SELECT min(id) FROM account_invoice);")
+    erp.execute("INSERT INTO ir_session (create_uid, create_date, key) "
+                f"VALUES ({ids['carol']}, {days_ago(erp, 0)}, 'adoption-test');")
+    day, month = {ids["alice"], ids["carol"]}, {ids["alice"], ids["bob"], ids["carol"]}
+
+    families = run(pack_checks(erp.database)["adoption"])
+
+    accounts = {int(i) for (i,) in erp.rows("SELECT id FROM res_user WHERE active = TRUE AND id > 0")}
+    assert value(families, "erp_user_accounts", user_group="(all)") == len(accounts)
+    assert value(families, "erp_users_active_1d", user_group="(all)") == 2
+    assert value(families, "erp_users_active_30d", user_group="(all)") == 3
+    members: dict[str, set[int]] = {}
+    for group, user in erp.rows(
+        'SELECT g.name, ug."user" FROM "res_user-res_group" ug JOIN res_group g ON g.id = ug."group"'
+    ):
+        if int(user) in accounts:
+            members.setdefault(group, set()).add(int(user))
+    assert members, "the seeded users belong to groups"
+    for group, users in members.items():
+        assert value(families, "erp_user_accounts", user_group=group) == len(users)
+        assert value(families, "erp_users_active_1d", user_group=group) == len(users & day)
+        assert value(families, "erp_users_active_30d", user_group=group) == len(users & month)
+
+
 def test_the_exporter_runs_every_query_of_the_pack_as_its_own_check(tmp_path: Path, erp: Erp) -> None:
     if erp.backend == "sqlite":
         target = f"""
@@ -574,6 +618,7 @@ targets:
             "tryton/task_errors": 60,
             "tryton/version": 3600,
             "tryton/modules": 3600,
+            "tryton/adoption": 3600,
             "tryton/job_runs": 60,
         }
         for check in intervals:
@@ -592,5 +637,5 @@ def test_statements_per_minute_at_the_default_intervals() -> None:
     loaded = LoadedConfig(config=ExporterConfig(), source="test")
     built = build_pack_checks(entry, database, loaded)
     per_minute = sum(60 / check.interval for check in built if check.interval is not None)
-    assert len(built) == 8
-    assert round(per_minute, 2) == 8.03
+    assert len(built) == 9
+    assert round(per_minute, 2) == 8.05
