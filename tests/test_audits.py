@@ -326,7 +326,14 @@ def test_shipped_tryton_pack_is_valid_and_passes_the_read_only_guard() -> None:
         "tryton_sales_not_shipped",
         "tryton_receivables_overdue",
         "tryton_supplier_deliveries_late",
+        "tryton_sale_confirmed_by_quoter",
+        "tryton_purchase_confirmed_by_quoter",
+        "tryton_supplier_invoice_validated_and_posted_by_same_person",
+        "tryton_supplier_invoices_without_purchase",
+        "tryton_moves_posted_late",
+        "tryton_lost_found_moves_by_hand",
     ]
+    assert [audit.category for audit in audits[8:]] == ["compliance"] * 6
     assert {audit.owner for audit in audits} == {"production", "sales", "procurement", "logistics", "finance"}
 
 

@@ -110,12 +110,42 @@ def sale(customer: str, state: str, number: str | None = None, created: str | No
     }
 
 
-def purchase(supplier: str, state: str, created: str, number: str | None = None) -> tuple[str, dict[str, Any]]:
+def purchase(supplier: str, state: str, created: str, number: str | None = None, **more: Any
+             ) -> tuple[str, dict[str, Any]]:
     return "purchase_purchase", {
         "party": party(supplier), "state": state, "number": number, "create_date": created,
         "company": COMPANY, "currency": CURRENCY, "invoice_method": "order", "invoice_state": "none",
-        "shipment_state": "none",
+        "shipment_state": "none", **more,
     }
+
+
+def employee(name: str) -> Sub:
+    """The employee whose party is `name` (the compliance audits name who quoted, confirmed, posted)."""
+    return Sub(f"(SELECT MIN(e.id) FROM company_employee e JOIN party_party p ON p.id = e.party "
+               f"WHERE p.name = '{name}')")
+
+
+ANNA, BEN = employee("Paper & Co"), employee("Antwerp Steelworks NV")  # two employees the test makes
+LOST_FOUND = Sub("(SELECT MIN(id) FROM stock_location WHERE type = 'lost_found')")
+
+
+def lost_found_move(to_lost: bool, state: str, effective: str, origin: str | None = None
+                    ) -> tuple[str, dict[str, Any]]:
+    table, values = stock_move("Wheel", "STO", "STO", 1, state, effective=effective)
+    values["from_location" if to_lost else "to_location"] = LOST_FOUND
+    return table, {**values, "origin": origin}
+
+
+def invoice_copy(kind: str, number: str, state: str, validated: Sub | None, posted: Sub | None, amount: int) -> str:
+    """A copy of the seeded invoice of this type (no lines, so no purchase behind it), with who did what."""
+    who = lambda employee_sub: employee_sub.sql if employee_sub else "NULL"  # noqa: E731
+    return (
+        "INSERT INTO account_invoice (account, company, currency, invoice_address, journal, party, payment_term, "
+        "invoice_date, type, state, number, validated_by, posted_by, untaxed_amount_cache) "
+        "SELECT account, company, currency, invoice_address, journal, party, payment_term, invoice_date, type, "
+        f"'{state}', '{number}', {who(validated)}, {who(posted)}, {amount} "
+        f"FROM account_invoice WHERE type = '{kind}' AND number IS NULL ORDER BY id LIMIT 1"
+    )
 
 
 def account_move(number: str, state: str) -> tuple[str, dict[str, Any]]:
@@ -198,8 +228,53 @@ VIOLATIONS: list[tuple[str, dict[str, Any]]] = [
     stock_move("Wheel", "SUP", "IN", 2, "done", planned=ago(20), effective=ago(1)),
     stock_move("Chain", "SUP", "IN", 9, "cancelled", planned=ago(20)),
     stock_move("Chain", "SUP", "IN", 9, "draft", planned=ago(-3)),
+    # -- compliance -------------------------------------------------------------------------------------
+    ("company_employee", {"company": COMPANY, "party": party("Paper & Co")}),
+    ("company_employee", {"company": COMPANY, "party": party("Antwerp Steelworks NV")}),
+    # sales over 1000 quoted and confirmed by one employee: SO-CMP-1, SO-CMP-2; not: two people, small,
+    # only quoted, nobody recorded
+    sale("Brussels Bikes NV", "confirmed", "SO-CMP-1", quoted_by=ANNA, confirmed_by=ANNA,
+         untaxed_amount_cache=Decimal("1500.00")),
+    sale("Brussels Bikes NV", "done", "SO-CMP-2", quoted_by=BEN, confirmed_by=BEN, untaxed_amount_cache=Decimal("2000"),
+         shipment_state="sent"),
+    sale("Brussels Bikes NV", "processing", "SO-CMP-3", quoted_by=ANNA, confirmed_by=BEN,
+         untaxed_amount_cache=Decimal("5000"), shipment_state="sent"),
+    sale("Brussels Bikes NV", "confirmed", "SO-CMP-4", quoted_by=ANNA, confirmed_by=ANNA,
+         untaxed_amount_cache=Decimal("500")),
+    sale("Brussels Bikes NV", "quotation", "SO-CMP-5", quoted_by=ANNA, quotation_date=ago(0),
+         untaxed_amount_cache=Decimal("9000")),
+    sale("Brussels Bikes NV", "confirmed", "SO-CMP-6", untaxed_amount_cache=Decimal("9000")),
+    # purchases likewise: PO-CMP-1; not: two people, small
+    purchase("Paper & Co", "confirmed", ts_ago(2), "PO-CMP-1", quoted_by=BEN, confirmed_by=BEN,
+             untaxed_amount_cache=Decimal("1200")),
+    purchase("Paper & Co", "processing", ts_ago(2), "PO-CMP-2", quoted_by=ANNA, confirmed_by=BEN,
+             untaxed_amount_cache=Decimal("3000")),
+    purchase("Paper & Co", "confirmed", ts_ago(2), "PO-CMP-3", quoted_by=BEN, confirmed_by=BEN,
+             untaxed_amount_cache=Decimal("100")),
+    # moves posted more than 30 days after their date: M-CMP-1; not: 20 days late, a draft
+    ("account_move", {**account_move("M-CMP-1", "posted")[1], "date": ago(60), "post_date": ago(10)}),
+    ("account_move", {**account_move("M-CMP-2", "posted")[1], "date": ago(40), "post_date": ago(20)}),
+    ("account_move", {**account_move("M-CMP-3", "draft")[1], "date": ago(90)}),
+    # stock moved into or out of lost-and-found by hand within 30 days: two; not: old, from an inventory, a draft
+    lost_found_move(True, "done", ago(5)),
+    lost_found_move(False, "done", ago(2)),
+    lost_found_move(True, "done", ago(45)),
+    lost_found_move(True, "done", ago(5), origin="stock.inventory.line,1"),
+    lost_found_move(True, "draft", ago(5)),
 ]
-UPDATES = [f"UPDATE stock_move SET planned_date = '{ago(5)}' WHERE origin LIKE 'purchase.line,%'"]
+UPDATES = [
+    f"UPDATE stock_move SET planned_date = '{ago(5)}' WHERE origin LIKE 'purchase.line,%'",
+    # the seeded supplier invoice (from a purchase) posted by someone else than who validated it: no violation
+    f"UPDATE account_invoice SET state = 'posted', validated_by = {ANNA.sql}, posted_by = {BEN.sql}, "
+    "untaxed_amount_cache = 5000 WHERE type = 'in'",
+    # supplier invoices: SI-CMP-1 validated and posted by one employee over 1000; SI-CMP-2 two people,
+    # SI-CMP-3 small; a customer invoice posted by one employee. SI-CMP-1..4 have no purchase behind them.
+    invoice_copy("in", "SI-CMP-1", "posted", ANNA, ANNA, 1500),
+    invoice_copy("in", "SI-CMP-2", "paid", ANNA, BEN, 1500),
+    invoice_copy("in", "SI-CMP-3", "posted", BEN, BEN, 100),
+    invoice_copy("in", "SI-CMP-4", "validated", ANNA, None, 700),
+    invoice_copy("out", "CI-CMP-1", "posted", ANNA, ANNA, 5000),
+]
 
 EXPECTED_COUNTS = {
     "tryton_production_overdue": 3,
@@ -210,6 +285,12 @@ EXPECTED_COUNTS = {
     "tryton_sales_not_shipped": 3,
     "tryton_receivables_overdue": 2,
     "tryton_supplier_deliveries_late": 3,
+    "tryton_sale_confirmed_by_quoter": 2,
+    "tryton_purchase_confirmed_by_quoter": 1,
+    "tryton_supplier_invoice_validated_and_posted_by_same_person": 1,
+    "tryton_supplier_invoices_without_purchase": 4,
+    "tryton_moves_posted_late": 1,
+    "tryton_lost_found_moves_by_hand": 2,
 }
 
 
@@ -362,6 +443,51 @@ def count_supplier_deliveries_late(rows: Rows) -> int:
     )
 
 
+def count_confirmed_by_quoter(rows: Rows, table: str) -> int:
+    return sum(
+        1 for state, quoted, confirmed, amount in rows(
+            f"SELECT state, quoted_by, confirmed_by, untaxed_amount_cache FROM {table}"
+        )
+        if state in ("confirmed", "processing", "done") and quoted is not None and quoted == confirmed
+        and amount is not None and _number(amount) > 1000
+    )
+
+
+def count_supplier_invoices(rows: Rows) -> tuple[int, int]:
+    """(validated and posted by one employee over 1000, without a purchase line)."""
+    from_purchase = {invoice for invoice, origin in rows("SELECT invoice, origin FROM account_invoice_line")
+                     if origin is not None and str(origin).startswith("purchase.line,")}
+    invoices = [row for row in rows(
+        "SELECT id, type, state, validated_by, posted_by, untaxed_amount_cache FROM account_invoice"
+    ) if row[1] == "in"]
+    same = sum(1 for _, _, state, validated, posted, amount in invoices
+               if state in ("posted", "paid") and posted is not None and validated == posted
+               and amount is not None and _number(amount) > 1000)
+    without = sum(1 for invoice, _, state, *_ in invoices
+                  if state in ("validated", "posted", "paid") and invoice not in from_purchase)
+    return same, without
+
+
+def count_moves_posted_late(rows: Rows) -> int:
+    return sum(
+        1 for state, date, posted in rows("SELECT state, date, post_date FROM account_move")
+        if state == "posted" and posted is not None
+        and (dt.date.fromisoformat(_date(posted) or "") - dt.date.fromisoformat(_date(date) or "")).days > 30
+    )
+
+
+def count_lost_found_by_hand(rows: Rows) -> int:
+    limit = ago(30)
+    return sum(
+        1 for state, effective, origin, shipment, source, dest in rows(
+            "SELECT m.state, m.effective_date, m.origin, m.shipment, f.type, t.type FROM stock_move m, "
+            "stock_location f, stock_location t WHERE f.id = m.from_location AND t.id = m.to_location"
+        )
+        if state == "done" and "lost_found" in (source, dest) and origin is None and shipment is None
+        and effective is not None and (_date(effective) or "") >= limit
+    )
+
+
 @pytest.fixture(scope="module")
 def tax_identifier_types(tryton_install: TrytonInstall) -> dict[str, list[str]]:
     """Tryton's own lists: every identifier type, and those it counts as tax identifiers."""
@@ -387,6 +513,12 @@ def independent_counts(rows: Rows, tax_types: set[str]) -> dict[str, int]:
         "tryton_sales_not_shipped": count_sales_not_shipped(rows),
         "tryton_receivables_overdue": count_receivables_overdue(rows),
         "tryton_supplier_deliveries_late": count_supplier_deliveries_late(rows),
+        "tryton_sale_confirmed_by_quoter": count_confirmed_by_quoter(rows, "sale_sale"),
+        "tryton_purchase_confirmed_by_quoter": count_confirmed_by_quoter(rows, "purchase_purchase"),
+        "tryton_supplier_invoice_validated_and_posted_by_same_person": count_supplier_invoices(rows)[0],
+        "tryton_supplier_invoices_without_purchase": count_supplier_invoices(rows)[1],
+        "tryton_moves_posted_late": count_moves_posted_late(rows),
+        "tryton_lost_found_moves_by_hand": count_lost_found_by_hand(rows),
     }
 
 
@@ -592,6 +724,12 @@ def test_once_shows_every_tryton_audit_with_its_count_and_owner(
         "tryton_sales_not_shipped": "logistics",
         "tryton_receivables_overdue": "finance",
         "tryton_supplier_deliveries_late": "procurement",
+        "tryton_sale_confirmed_by_quoter": "sales",
+        "tryton_purchase_confirmed_by_quoter": "procurement",
+        "tryton_supplier_invoice_validated_and_posted_by_same_person": "finance",
+        "tryton_supplier_invoices_without_purchase": "procurement",
+        "tryton_moves_posted_late": "finance",
+        "tryton_lost_found_moves_by_hand": "logistics",
     }
     assert {name: (row[0], int(row[3])) for name, row in rows.items()} == {
         name: (owners[name], EXPECTED_COUNTS[name]) for name in EXPECTED_COUNTS
