@@ -332,9 +332,10 @@ def test_shipped_tryton_pack_is_valid_and_passes_the_read_only_guard() -> None:
         "tryton_supplier_invoices_without_purchase",
         "tryton_moves_posted_late",
         "tryton_lost_found_moves_by_hand",
+        "tryton_documents_created_by_admin",
     ]
-    assert [audit.category for audit in audits[8:]] == ["compliance"] * 6
-    assert {audit.owner for audit in audits} == {"production", "sales", "procurement", "logistics", "finance"}
+    assert [audit.category for audit in audits[8:]] == ["compliance"] * 7
+    assert {audit.owner for audit in audits} == {"production", "sales", "procurement", "logistics", "finance", "it"}
 
 
 def test_check_config_reports_a_broken_audit_file_with_exit_2(

@@ -126,6 +126,8 @@ def employee(name: str) -> Sub:
 
 
 ANNA, BEN = employee("Paper & Co"), employee("Antwerp Steelworks NV")  # two employees the test makes
+ADMIN = Sub("(SELECT id FROM res_user WHERE login = 'admin')")
+ADMIN_DOCUMENTS = ("sale_sale", "purchase_purchase", "account_invoice", "account_move", "production")
 LOST_FOUND = Sub("(SELECT MIN(id) FROM stock_location WHERE type = 'lost_found')")
 
 
@@ -274,6 +276,16 @@ UPDATES = [
     invoice_copy("in", "SI-CMP-3", "posted", BEN, BEN, 100),
     invoice_copy("in", "SI-CMP-4", "validated", ANNA, None, 700),
     invoice_copy("out", "CI-CMP-1", "posted", ANNA, ANNA, 5000),
+    # documents created under the admin login: the database was set up 40 days ago, and the seed's own
+    # documents are handed to root (scripts); then SO-CMP-1 (today) and PO-CMP-1 (2 days ago) are admin's;
+    # not: on the setup day, before the 30-day window, another user's
+    f"UPDATE res_user SET create_date = '{ts_ago(40)}' WHERE login = 'admin'",
+    *(f"UPDATE {table} SET create_uid = 0 WHERE create_uid = {ADMIN.sql}" for table in ADMIN_DOCUMENTS),
+    f"UPDATE sale_sale SET create_uid = {ADMIN.sql} WHERE number IN ('SO-CMP-1', 'SO-CMP-4')",
+    f"UPDATE sale_sale SET create_date = '{ts_ago(40)}' WHERE number = 'SO-CMP-4'",
+    f"UPDATE purchase_purchase SET create_uid = {ADMIN.sql} WHERE number IN ('PO-CMP-1', 'PO-CMP-3')",
+    f"UPDATE purchase_purchase SET create_date = '{ts_ago(35)}' WHERE number = 'PO-CMP-3'",
+    "UPDATE sale_sale SET create_uid = (SELECT id FROM res_user WHERE login = 'alice') WHERE number = 'SO-CMP-3'",
 ]
 
 EXPECTED_COUNTS = {
@@ -291,6 +303,7 @@ EXPECTED_COUNTS = {
     "tryton_supplier_invoices_without_purchase": 4,
     "tryton_moves_posted_late": 1,
     "tryton_lost_found_moves_by_hand": 2,
+    "tryton_documents_created_by_admin": 2,
 }
 
 
@@ -488,6 +501,17 @@ def count_lost_found_by_hand(rows: Rows) -> int:
     )
 
 
+def count_created_by_admin(rows: Rows) -> int:
+    (admin, created), = rows("SELECT id, create_date FROM res_user WHERE login = 'admin'")
+    setup_end = dt.datetime.fromisoformat(str(created)) + dt.timedelta(days=1)
+    window = NOW - dt.timedelta(days=30)
+    return sum(
+        1 for table in ADMIN_DOCUMENTS for uid, stamp in rows(f"SELECT create_uid, create_date FROM {table}")
+        if uid == admin and stamp is not None
+        and dt.datetime.fromisoformat(str(stamp)) > max(setup_end, window)
+    )
+
+
 @pytest.fixture(scope="module")
 def tax_identifier_types(tryton_install: TrytonInstall) -> dict[str, list[str]]:
     """Tryton's own lists: every identifier type, and those it counts as tax identifiers."""
@@ -519,6 +543,7 @@ def independent_counts(rows: Rows, tax_types: set[str]) -> dict[str, int]:
         "tryton_supplier_invoices_without_purchase": count_supplier_invoices(rows)[1],
         "tryton_moves_posted_late": count_moves_posted_late(rows),
         "tryton_lost_found_moves_by_hand": count_lost_found_by_hand(rows),
+        "tryton_documents_created_by_admin": count_created_by_admin(rows),
     }
 
 
@@ -730,6 +755,7 @@ def test_once_shows_every_tryton_audit_with_its_count_and_owner(
         "tryton_supplier_invoices_without_purchase": "procurement",
         "tryton_moves_posted_late": "finance",
         "tryton_lost_found_moves_by_hand": "logistics",
+        "tryton_documents_created_by_admin": "it",
     }
     assert {name: (row[0], int(row[3])) for name, row in rows.items()} == {
         name: (owners[name], EXPECTED_COUNTS[name]) for name in EXPECTED_COUNTS
