@@ -115,7 +115,7 @@ BAD_PACKS = {
     ),
     "since-outside-job-log": (
         ("age < :window_seconds GROUP BY region\n      sqlite", "age < :since GROUP BY region\n      sqlite"),
-        ["acme.yml:14: queries[0].sql.postgresql: uses :since, which only job_log queries have"],
+        ["acme.yml:14: queries[0].sql.postgresql: uses :since, which only job_log and document_events queries have"],
     ),
     "a-write-is-refused": (
         (
@@ -227,7 +227,7 @@ def test_tryton_is_shipped_and_valid() -> None:
     assert (pack.name, pack.erp) == ("tryton", "tryton")
     assert [query.name for query in pack.queries] == [
         "sessions", "login_failures", "queue", "scheduled_jobs", "task_errors", "version", "modules", "adoption",
-        "job_runs",
+        "documents_created", "documents_progressed", "posting_backlog", "job_runs",
     ]
 
 
@@ -263,6 +263,8 @@ def test_shipped_pack_metrics_are_in_the_metric_catalog() -> None:
     rows = [line for line in result.stdout.splitlines() if "| pack |" in line or ", pack |" in line]
     names = sorted(row.split("|")[1].strip().strip("`") for row in rows)
     assert names == sorted([
+        "erp_business_documents_total",
+        "erp_documents_unposted",
         "erp_user_accounts",
         "erp_users_active_1d",
         "erp_users_active_30d",
@@ -357,7 +359,8 @@ BAD_ENTRIES = {
         "      - kind: pack\n        pack: tryton\n        queries: [sessions, users]\n",
         [
             "erp-exporter.yml:9: targets[0].checks[0].queries[1]: pack 'tryton' has no query 'users' (it has: "
-            "sessions, login_failures, queue, scheduled_jobs, task_errors, version, modules, adoption, job_runs)"
+            "sessions, login_failures, queue, scheduled_jobs, task_errors, version, modules, adoption, "
+            "documents_created, documents_progressed, posting_backlog, job_runs)"
         ],
     ),
     "unknown-parameter": (
@@ -461,7 +464,7 @@ def test_each_query_becomes_its_own_check_with_its_own_interval(tmp_path: Path) 
     ]
     built = registry.build_target_checks(second, database, loaded)
     assert {(b.interval, b.timeout) for b in built} == {(120.0, 20.0)}
-    assert len(built) == 9
+    assert len(built) == 12
 
 
 # -- running a pack query ---------------------------------------------------------------------------

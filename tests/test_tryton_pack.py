@@ -619,6 +619,9 @@ targets:
             "tryton/version": 3600,
             "tryton/modules": 3600,
             "tryton/adoption": 3600,
+            "tryton/documents_created": 300,
+            "tryton/documents_progressed": 300,
+            "tryton/posting_backlog": 300,
             "tryton/job_runs": 60,
         }
         for check in intervals:
@@ -637,5 +640,132 @@ def test_statements_per_minute_at_the_default_intervals() -> None:
     loaded = LoadedConfig(config=ExporterConfig(), source="test")
     built = build_pack_checks(entry, database, loaded)
     per_minute = sum(60 / check.interval for check in built if check.interval is not None)
-    assert len(built) == 9
-    assert round(per_minute, 2) == 8.05
+    assert len(built) == 12
+    assert round(per_minute, 2) == 8.65
+
+
+# -- business documents ------------------------------------------------------------------------------
+
+#: (document, table, the SQL condition on the table's rows `x`) of every document type the pack counts
+DOCUMENT_TABLES = (
+    ("sale", "sale_sale", "TRUE"),
+    ("purchase", "purchase_purchase", "TRUE"),
+    ("customer_invoice", "account_invoice", "x.type = 'out'"),
+    ("supplier_invoice", "account_invoice", "x.type = 'in'"),
+    ("account_move", "account_move", "TRUE"),
+    ("stock_move", "stock_move", "TRUE"),
+    ("production", "production", "TRUE"),
+)
+
+
+def document_snapshot(erp: Erp) -> dict[tuple[str, str], int]:
+    """The test's own count of every (document, event): rows created, and rows in the states past the event."""
+    counts: dict[tuple[str, str], int] = {}
+    for document, table, where in DOCUMENT_TABLES:
+        counts[(document, "created")] = erp.count(f"SELECT count(*) FROM {table} x WHERE {where}")
+    for document, table in (("sale", "sale_sale"), ("purchase", "purchase_purchase")):
+        counts[(document, "confirmed")] = erp.count(
+            f"SELECT count(*) FROM {table} WHERE state IN ('confirmed', 'processing', 'done')"
+        )
+    for document, kind in (("customer_invoice", "out"), ("supplier_invoice", "in")):
+        counts[(document, "posted")] = erp.count(
+            "SELECT count(*) FROM account_invoice i, account_move m "
+            f"WHERE m.id = i.move AND m.state = 'posted' AND i.type = '{kind}'"
+        )
+    counts[("account_move", "posted")] = erp.count("SELECT count(*) FROM account_move WHERE state = 'posted'")
+    counts[("stock_move", "done")] = erp.count("SELECT count(*) FROM stock_move WHERE state = 'done'")
+    counts[("production", "done")] = erp.count("SELECT count(*) FROM production WHERE state = 'done'")
+    return counts
+
+
+def document_counts(*runs: list[MetricFamily]) -> dict[tuple[str, str], float]:
+    """erp_business_documents_total by (document, event), from the families of several checks."""
+    counted: dict[tuple[str, str], float] = {}
+    for families in runs:
+        for family in families:
+            if family.name == "erp_business_documents_total":
+                for sample in family.samples:
+                    assert isinstance(sample.value, float)
+                    counted[(sample.labels["document"], sample.labels["event"])] = sample.value
+    return counted
+
+
+def _call(client: TrytonRPC, session: object, model: str, method: str, *params: object) -> object:
+    return client.call(session, f"model.{model}.{method}", [*params, {}])  # type: ignore[arg-type]
+
+
+def work_in_tryton(client: TrytonRPC) -> None:
+    """Real work through trytond: a sale copied, a quotation confirmed (Tryton then ships and invoices it),
+    its invoice posted, and a purchase copied and confirmed."""
+    admin = client.login("admin", ADMIN_PASSWORD)
+    (first,) = _call(client, admin, "sale.sale", "search", [("description", "=", "seed:sale:1")])
+    _call(client, admin, "sale.sale", "copy", [first], {})
+    (quoted,) = _call(client, admin, "sale.sale", "search", [("description", "=", "seed:sale:2")])
+    _call(client, admin, "sale.sale", "confirm", [quoted])
+    invoices = _call(client, admin, "account.invoice", "search", [("state", "=", "draft"), ("type", "=", "out")])
+    assert invoices, "confirming the quotation made its invoice"
+    _call(client, admin, "account.invoice", "post", invoices)
+    (draft,) = _call(client, admin, "purchase.purchase", "search", [("description", "=", "seed:purchase:1")])
+    (copy,) = _call(client, admin, "purchase.purchase", "copy", [draft], {})
+    _call(client, admin, "purchase.purchase", "quote", [copy])
+    _call(client, admin, "purchase.purchase", "confirm", [copy])
+
+
+def test_business_documents_are_counted_once_each_as_tryton_creates_confirms_and_posts_them(
+    erp: Erp, erp_rpc: TrytonRPC
+) -> None:
+    checks = pack_checks(erp.database)
+    created, progressed = checks["documents_created"], checks["documents_progressed"]
+    primed = document_counts(run(created), run(progressed))
+    assert set(primed) == set(document_snapshot(erp)), "every declared pair is published from the start"
+    assert set(primed.values()) == {0.0}, "history is not counted"
+    before = document_snapshot(erp)
+
+    work_in_tryton(erp_rpc)
+
+    after = document_snapshot(erp)
+    expected = {pair: float(after[pair] - before[pair]) for pair in after}
+    grown = {pair for pair, amount in expected.items() if amount}
+    assert {("sale", "created"), ("sale", "confirmed"), ("customer_invoice", "posted"), ("stock_move", "created"),
+            ("purchase", "confirmed"), ("account_move", "posted")} <= grown
+    assert document_counts(run(created), run(progressed)) == expected
+    assert document_counts(run(created), run(progressed)) == expected, "a second round counts nothing again"
+
+
+def test_a_restarted_exporter_does_not_count_business_documents_again(erp: Erp, erp_rpc: TrytonRPC) -> None:
+    first = pack_checks(erp.database)
+    run(first["documents_created"])
+    run(first["documents_progressed"])
+    work_in_tryton(erp_rpc)
+    assert sum(document_counts(run(first["documents_created"]), run(first["documents_progressed"])).values()) > 0
+    restarted = pack_checks(erp.database)  # what an exporter (re)start builds
+    counted = document_counts(run(restarted["documents_created"]), run(restarted["documents_progressed"]))
+    assert set(counted.values()) == {0.0}
+    assert document_counts(run(restarted["documents_created"]), run(restarted["documents_progressed"])) == counted
+
+
+def test_documents_created_in_the_same_second_in_different_rounds_are_each_counted_once(erp: Erp) -> None:
+    check = pack_checks(erp.database)["documents_created"]
+    run(check)
+    moment = utc_text(now_utc().replace(microsecond=0))
+    columns = "company, currency, party, state, invoice_method, shipment_method, invoice_state, shipment_state"
+    template = f"SELECT 'copy', {columns}, '{{at}}' FROM sale_sale WHERE id = (SELECT min(id) FROM sale_sale)"
+    insert = f"INSERT INTO sale_sale (description, {columns}, create_date) "
+    erp.execute(insert + template.format(at=moment) + ";")
+    assert document_counts(run(check))[("sale", "created")] == 1
+    erp.execute(insert + template.format(at=moment) + ";")  # committed after the round that read the first
+    erp.execute(insert + template.format(at=moment) + ";")
+    assert document_counts(run(check))[("sale", "created")] == 3
+    assert document_counts(run(check))[("sale", "created")] == 3
+
+
+def test_the_posting_backlog_counts_draft_moves_and_unposted_invoices(erp: Erp, erp_rpc: TrytonRPC) -> None:
+    work_in_tryton(erp_rpc)  # leaves the purchase's draft supplier invoice, if its method makes one, and moves
+    families = run(pack_checks(erp.database)["posting_backlog"])
+    assert value(families, "erp_documents_unposted", document="account_move") == erp.count(
+        "SELECT count(*) FROM account_move WHERE state = 'draft'"
+    )
+    for document, kind in (("customer_invoice", "out"), ("supplier_invoice", "in")):
+        assert value(families, "erp_documents_unposted", document=document) == erp.count(
+            f"SELECT count(*) FROM account_invoice WHERE type = '{kind}' AND state IN ('draft', 'validated')"
+        )

@@ -1,7 +1,8 @@
 """ERP pack checks: one check per query of a pack (exporter/packs/), named `<pack>/<query>`.
 
 A `metrics` query maps value columns to gauges or counters, one series per row, labelled by label columns
-and `pack`. A `job_log` query reads the jobs the ERP finished since a watermark and turns each into one
+and `pack`. `document_events` and `document_totals` queries count business documents (exporter/checks/
+documents.py). A `job_log` query reads the jobs the ERP finished since a watermark and turns each into one
 observation of erp_transaction_duration_seconds{source="job_log"} (and a failure count when it failed).
 
 How a job is counted exactly once (JobLogCheck):
@@ -20,7 +21,6 @@ How a job is counted exactly once (JobLogCheck):
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,15 +29,22 @@ from typing import Any, ClassVar
 
 from exporter.checks import transactions_metrics as tm
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
+from exporter.checks.documents import (
+    BUSINESS_DOCUMENTS,
+    DocumentEventsCheck,
+    DocumentTotalsCheck,
+    build_document_check,
+)
+from exporter.checks.pack_rows import Watermark, advance, label_value, require_columns, sql_for, timestamp
 from exporter.checks.registry import CheckKind, ScheduledCheck
 from exporter.config.loader import LoadedConfig
 from exporter.config.model import CheckSettings, PackCheckConfig
 from exporter.config.pack_entries import selected_queries
 from exporter.config.schedule import check_schedule
-from exporter.db.target import QueryResult, TargetDatabase
+from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricFamily, MetricSpec, MetricType, ValueConversionError, to_float
 from exporter.packs.loader import PACK_LABEL, load_pack, shipped_packs
-from exporter.packs.model import SINCE, Pack, PackQuery
+from exporter.packs.model import DOCUMENT_KINDS, SINCE, Pack, PackQuery
 from exporter.sqlparams import render_sql
 
 # ---------------------------------------------------------------------------------------------------
@@ -60,6 +67,8 @@ def query_metric_specs(query: PackQuery) -> tuple[MetricSpec, ...]:
     """The metrics a query publishes; every one also carries the `pack` label."""
     if query.kind == "job_log":
         return JOB_LOG_SPECS
+    if query.kind in DOCUMENT_KINDS:
+        return (BUSINESS_DOCUMENTS,)
     return tuple(
         MetricSpec(
             name=metric.name,
@@ -89,31 +98,6 @@ PRIME_LOOKBACK = 3600.0  # seconds of history a new check reads to find the newe
 MAX_JOB_ROWS = 10_000  # rows per round; more are read in the next round
 
 
-def _sql_for(pack: str, query: PackQuery, dialect: str) -> str:
-    sql: str | None = getattr(query.sql, dialect, None)
-    if sql is None:
-        has = ", ".join(name for name, _ in query.sql.items())
-        message = f"pack '{pack}' query '{query.name}' has no SQL for {dialect} (it has: {has})"
-        raise CheckError(ErrorReason.QUERY, message)
-    return sql
-
-
-def require_columns(pack: str, query: PackQuery, result: QueryResult) -> None:
-    """Fail the check when the result lacks a column the query must return."""
-    returned = [column.lower() for column in result.columns]
-    for column in query.columns:
-        if column not in returned:
-            raise CheckError(
-                ErrorReason.QUERY,
-                f"pack '{pack}' query '{query.name}' returned no column '{column}' "
-                f"(it returned: {', '.join(returned) or 'nothing'})",
-            )
-
-
-def _label_value(value: object) -> str:
-    return "" if value is None else str(value)
-
-
 def rows_to_families(
     pack_label: str, query: PackQuery, specs: Sequence[MetricSpec], rows: Iterable[dict[str, Any]]
 ) -> list[MetricFamily]:
@@ -121,7 +105,7 @@ def rows_to_families(
     families = [spec.family() for spec in specs]
     for row in rows:
         for metric, family in zip(query.metrics, families, strict=True):
-            labels = {label: _label_value(row[label]) for label in metric.labels}
+            labels = {label: label_value(row[label]) for label in metric.labels}
             family.add_raw(row[metric.value], **labels, **{PACK_LABEL: pack_label})
     return families
 
@@ -143,7 +127,7 @@ class PackQueryCheck(BaseCheck):
 
     def run(self, ctx: RunContext) -> list[MetricFamily]:
         with self._database.session(ctx) as session:
-            sql = render_sql(_sql_for(self._pack, self._query, session.dialect.value), self._params)
+            sql = render_sql(sql_for(self._pack, self._query, session.dialect.value), self._params)
             result = session.query(sql)
         require_columns(self._pack, self._query, result)
         return rows_to_families(self._pack, self._query, self._specs, result.dicts())
@@ -163,20 +147,9 @@ class JobRun:
     duration_seconds: float | None
     success: bool
 
-
-@dataclass(frozen=True)
-class Watermark:
-    """The newest finished_at read, and the ids of the rows finished exactly then."""
-
-    finished_at: float
-    ids: frozenset[str] = frozenset()
-
-
-def _timestamp(value: object) -> float | None:
-    if isinstance(value, datetime.datetime):  # a driver that returns the timestamp itself: naive means UTC
-        stamp = value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
-        return stamp.timestamp()
-    return to_float(value)
+    @property
+    def stamp(self) -> float:
+        return self.finished_at
 
 
 def parse_job_rows(pack: str, query: PackQuery, rows: Iterable[dict[str, Any]]) -> list[JobRun]:
@@ -184,7 +157,7 @@ def parse_job_rows(pack: str, query: PackQuery, rows: Iterable[dict[str, Any]]) 
     runs: list[JobRun] = []
     for row in rows:
         try:
-            finished_at = _timestamp(row["finished_at"])
+            finished_at = timestamp(row["finished_at"])
             duration = to_float(row["duration_seconds"])
             success = to_float(row["success"])
         except ValueConversionError as exc:
@@ -193,31 +166,10 @@ def parse_job_rows(pack: str, query: PackQuery, rows: Iterable[dict[str, Any]]) 
             ) from None
         if finished_at is None or row["id"] is None:
             continue
-        job = _label_value(row["job"]) or "unknown"
+        job = label_value(row["job"]) or "unknown"
         duration = None if duration is None else max(0.0, duration)
         runs.append(JobRun(str(row["id"]), job, finished_at, duration, bool(success)))
     return runs
-
-
-def advance(runs: Sequence[JobRun], watermark: Watermark) -> tuple[list[JobRun], Watermark]:
-    """The runs not counted yet, and the watermark after them (pure).
-
-    A run is new when it finished after the watermark, or exactly at it with an id not seen at it. Runs
-    that finished before the watermark were counted already (the SQL may return some: its bound may be
-    coarser than the watermark).
-    """
-    current = [run for run in runs if run.finished_at >= watermark.finished_at]
-    new = [
-        run for run in current if run.finished_at > watermark.finished_at or run.id not in watermark.ids
-    ]
-    new.sort(key=lambda run: (run.finished_at, run.id))
-    if not current:
-        return new, watermark
-    newest = max(run.finished_at for run in current)
-    at_newest = {run.id for run in current if run.finished_at == newest}
-    if newest == watermark.finished_at:
-        at_newest |= watermark.ids
-    return new, Watermark(newest, frozenset(at_newest))
 
 
 def _utc_now() -> float:
@@ -268,7 +220,7 @@ class JobLogCheck(BaseCheck):
         if watermark is None:
             watermark = Watermark(self._clock() - self._prime_lookback)
         with self._database.session(ctx) as session:
-            template = _sql_for(self._pack, self._query, session.dialect.value)
+            template = sql_for(self._pack, self._query, session.dialect.value)
             sql = render_sql(template, {**self._params, SINCE: watermark.finished_at})
             result = session.query(sql, max_rows=self._max_rows)
         require_columns(self._pack, self._query, result)
@@ -338,8 +290,10 @@ def build_pack_checks(settings: CheckSettings, database: TargetDatabase, loaded:
     for query in selected_queries(settings, pack):
         name = f"{label}/{query.name}"
         interval, timeout = query_schedule(settings, query)
-        check: PackQueryCheck | JobLogCheck
-        if query.kind == "job_log":
+        check: PackQueryCheck | JobLogCheck | DocumentEventsCheck | DocumentTotalsCheck
+        if query.kind in DOCUMENT_KINDS:
+            check = build_document_check(name, database, label, query, params)
+        elif query.kind == "job_log":
             buckets = settings.buckets if settings.buckets is not None else query.buckets
             check = JobLogCheck(name, database, label, query, params, buckets)
         else:

@@ -15,7 +15,16 @@ from pydantic import ValidationError
 from exporter.db.dialect import Dialect
 from exporter.db.guard import GuardError, check_read_only
 from exporter.metrics import validate_buckets
-from exporter.packs.model import JOB_LOG_COLUMNS, SINCE, Pack, PackQuery
+from exporter.packs.model import (
+    DOCUMENT_EVENT_COLUMNS,
+    DOCUMENT_KINDS,
+    DOCUMENT_TOTAL_COLUMNS,
+    JOB_LOG_COLUMNS,
+    SINCE,
+    WATERMARK_KINDS,
+    Pack,
+    PackQuery,
+)
 from exporter.packs.shipped import queries_path, shipped_query_packs
 from exporter.source.durations import format_duration
 from exporter.source.validation import Wording, issues_from_validation
@@ -127,6 +136,8 @@ def pack_issues(pack: Pack) -> Iterator[tuple[PathKey, str]]:
         yield from _sql_issues(pack, query, path, used)
         if query.kind == "job_log":
             yield from _job_log_issues(query, path)
+        elif query.kind in DOCUMENT_KINDS:
+            yield from _document_issues(query, path)
         else:
             yield from _metrics_issues(query, path, metric_names)
     for name in pack.params:
@@ -164,15 +175,16 @@ def _sql_issues(pack: Pack, query: PackQuery, path: PathKey, used: set[str]) -> 
         used.update(names)
         problems = False
         for name in names:
-            if name == SINCE and query.kind != "job_log":
-                yield key, "uses :since, which only job_log queries have"
+            if name == SINCE and query.kind not in WATERMARK_KINDS:
+                yield key, "uses :since, which only job_log and document_events queries have"
                 problems = True
             elif name != SINCE and name not in pack.params:
                 known = ", ".join(sorted(pack.params)) or "none"
                 yield key, f"uses :{name} but the pack has no parameter '{name}' (params: {known})"
                 problems = True
-        if query.kind == "job_log" and SINCE not in names:
-            yield key, "a job_log query must select the rows finished since the watermark: use :since"
+        if query.kind in WATERMARK_KINDS and SINCE not in names:
+            rows = "rows finished" if query.kind == "job_log" else "events"
+            yield key, f"a {query.kind} query must select the {rows} since the watermark: use :since"
         if problems:
             continue
         try:
@@ -189,11 +201,32 @@ def _job_log_issues(query: PackQuery, path: PathKey) -> Iterator[tuple[PathKey, 
         )
     if query.metrics:
         yield (*path, "metrics"), "a job_log query publishes the erp_transaction_* metrics; it has no metrics"
+    if "documents" in query.model_fields_set:
+        yield (*path, "documents"), "only a document_events or document_totals query has this key"
     if query.buckets is not None:
         try:
             validate_buckets(query.buckets)
         except ValueError as exc:
             yield (*path, "buckets"), str(exc)
+
+
+def _document_issues(query: PackQuery, path: PathKey) -> Iterator[tuple[PathKey, str]]:
+    needed = DOCUMENT_EVENT_COLUMNS if query.kind == "document_events" else DOCUMENT_TOTAL_COLUMNS
+    missing = [column for column in needed if column not in query.columns]
+    if missing:
+        yield (*path, "columns"), f"a {query.kind} query returns {', '.join(needed)}; missing: {', '.join(missing)}"
+    if query.metrics:
+        yield (*path, "metrics"), f"a {query.kind} query publishes erp_business_documents_total; it has no metrics"
+    if not query.documents:
+        yield (*path, "documents"), f"a {query.kind} query names the documents and events it returns"
+    for document, events in query.documents.items():
+        if not events:
+            yield (*path, "documents", document), "needs at least one event"
+        for event in sorted({event for event in events if events.count(event) > 1}):
+            yield (*path, "documents", document), f"event '{event}' is listed twice"
+    for key in ("buckets", "max_transactions"):
+        if key in query.model_fields_set:
+            yield (*path, key), "only a job_log query has this key"
 
 
 def _metrics_issues(
@@ -204,6 +237,8 @@ def _metrics_issues(
     for key in ("buckets", "max_transactions"):
         if key in query.model_fields_set:
             yield (*path, key), "only a job_log query has this key"
+    if "documents" in query.model_fields_set:
+        yield (*path, "documents"), "only a document_events or document_totals query has this key"
     columns = ", ".join(query.columns)
     for number, metric in enumerate(query.metrics):
         metric_path = (*path, "metrics", number)

@@ -30,7 +30,15 @@ SQL_DIALECTS: tuple[str, ...] = ("postgresql", "sqlite", "mysql", "mssql")
 
 #: what every `kind: job_log` query returns, one row per finished job
 JOB_LOG_COLUMNS: tuple[str, ...] = ("id", "job", "finished_at", "duration_seconds", "success")
-SINCE = "since"  # the job_log watermark placeholder, `:since` (seconds since the Unix epoch, UTC)
+#: what every `kind: document_events` query returns, one row per event of a business document
+DOCUMENT_EVENT_COLUMNS: tuple[str, ...] = ("id", "document", "event", "occurred_at")
+#: what every `kind: document_totals` query returns, one row per document type and event
+DOCUMENT_TOTAL_COLUMNS: tuple[str, ...] = ("document", "event", "total")
+SINCE = "since"  # the watermark placeholder, `:since` (seconds since the Unix epoch, UTC)
+#: the kinds whose SQL selects the rows since the watermark
+WATERMARK_KINDS: tuple[str, ...] = ("job_log", "document_events")
+#: the kinds that count business documents (erp_business_documents_total)
+DOCUMENT_KINDS: tuple[str, ...] = ("document_events", "document_totals")
 
 DEFAULT_QUERY_INTERVAL = 60.0
 DEFAULT_QUERY_TIMEOUT = 10.0
@@ -47,6 +55,7 @@ def _sql_text(value: Any) -> str:
 
 SqlText = Annotated[str, PlainValidator(_sql_text, json_schema_input_type=str)]
 ColumnName = Annotated[str, Field(pattern=COLUMN_PATTERN)]
+SnakeName = Annotated[str, Field(pattern=COLUMN_PATTERN)]  # document types and events: label values
 
 
 class PackParam(StrictModel):
@@ -90,10 +99,12 @@ class PackQuery(StrictModel):
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(description="Unique in the pack.")
     description: str = Field(default="", description="What the query measures and how.")
-    kind: Literal["metrics", "job_log"] = Field(
+    kind: Literal["metrics", "job_log", "document_events", "document_totals"] = Field(
         default="metrics",
         description="metrics: columns become metrics; job_log: finished jobs since `:since` become "
-        "erp_transaction_* observations, each counted once.",
+        "erp_transaction_* observations, each counted once; document_events: business-document events "
+        "since `:since`, each counted once in erp_business_documents_total; document_totals: the ERP's "
+        "own totals of documents that reached an event, whose growth is counted there.",
     )
     interval: PositiveDuration = Field(default=DEFAULT_QUERY_INTERVAL, description="How often the query runs.")
     timeout: PositiveDuration = Field(
@@ -111,6 +122,12 @@ class PackQuery(StrictModel):
         default=DEFAULT_MAX_TRANSACTIONS,
         description="For kind job_log: most distinct job names kept as `transaction` labels; the rest are "
         "counted under transaction=\"_other\".",
+    )
+    documents: dict[SnakeName, list[SnakeName]] = Field(
+        default_factory=dict,
+        description="For kinds document_events and document_totals: each document type the query returns "
+        "and its events; every pair is published from the start (at 0), and a row with another pair fails "
+        "the check (the bound on the series).",
     )
 
 
