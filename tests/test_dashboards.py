@@ -75,6 +75,9 @@ EXPECTED_EMPTY = {
     ("erp-month-end", "p95 against the previous close", "A"): OFFSET_REASON.format(offset="4 or 5 weeks"),
     ("erp-month-end", "Transactions per second", "B"): OFFSET_REASON.format(offset="4 or 5 weeks"),
     ("erp-month-end", "Database round trip", "B"): OFFSET_REASON.format(offset="4 or 5 weeks"),
+    ("erp-month-end", "Documents created per hour", "B"): OFFSET_REASON.format(offset="4 or 5 weeks"),
+    ("erp-month-end", "Documents posted, confirmed and done per hour", "B"):
+        OFFSET_REASON.format(offset="4 or 5 weeks"),
     ("erp-capacity", "Users against the previous week's peak", "A"):
         "the peak of the 7 days before the last hour (offset 1h); this Prometheus holds a minute of data",
 }
@@ -224,6 +227,7 @@ def expected_thresholds() -> dict[tuple[str, str], list[tuple[float, str]]]:
         ("erp-month-end", "Business transaction p95"): above("ErpTransactionLatencyHigh", *both),
         ("erp-month-end", "p95 against the previous close"): above("ErpMonthEndLatencyAbovePreviousClose", "warning"),
         ("erp-month-end", "Database round trip"): above("ErpDatabaseSlow", *both),
+        ("erp-month-end", "Posting backlog"): above("ErpMonthEndPostingBacklog", "warning"),
         ("erp-month-end", "Users forecast"): above("ErpMonthEndUsersTrend", "warning"),
         ("erp-month-end", "Connections forecast"): above("ErpMonthEndConnectionsTrend", "warning"),
         ("erp-month-end", "p95 forecast"): above("ErpTransactionLatencyHigh", "warning"),

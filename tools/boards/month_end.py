@@ -8,7 +8,7 @@ from generated_files import duration_seconds
 
 from boards import kit
 from boards.kit import Board, Limits, Query, T, sel
-from exporter.signals.month_end import USERS_PEAK_1H, WINDOW_RECORD
+from exporter.signals.month_end import DOCUMENTS_PER_HOUR, POSTING_BACKLOG, USERS_PEAK_1H, WINDOW_RECORD
 from exporter.signals.transactions import LATENCY_P95, RUNS_RATE
 
 
@@ -82,6 +82,27 @@ def month_end(limits: Limits) -> dict[str, Any]:
                            Query(kit.previous_close(lambda o: f"{probe} offset {o}", limits),
                                  "{{target}} previous close")],
                      kit.above(limits.value(slow, "warning"), limits.value(slow, "critical")))
+
+    board.row("Business documents")
+    for event, title, what in (("created", "Documents created per hour", "created"),
+                               ("posted", "Documents posted, confirmed and done per hour", "posted")):
+        events = 'event="created"' if event == "created" else 'event!="created"'
+        now = f"sum by (document, event) ({sel(DOCUMENTS_PER_HOUR.record, T, events)})"
+        board.timeseries(title, f"Business documents {what} in the last hour by type, now and at the same point of "
+                         "the previous close (erp_business_documents_total, each document counted once).", "short",
+                         [Query(now, "{{document}} {{event}} now"),
+                          Query(kit.previous_close(
+                              lambda o, events=events: "sum by (document, event) ("
+                              f"{sel(DOCUMENTS_PER_HOUR.record, T, events)} offset {o})", limits),
+                              "{{document}} {{event}} previous close")], width=12)
+    backlog = "ErpMonthEndPostingBacklog"
+    board.timeseries("Posting backlog", f"Documents waiting to be posted by type (account moves in draft, invoices "
+                     f"in draft or validated); {backlog} warns in the month-end window above "
+                     f"{limits.value(backlog, 'warning')} while it still grows.", "short",
+                     [Query(f"sum by (target, document) ({sel('erp_documents_unposted', T)})",
+                            "{{document}} on {{target}}"),
+                      Query(sel(POSTING_BACKLOG.record, T), "all on {{target}}")],
+                     kit.above(limits.value(backlog, "warning")), width=12)
 
     board.row(f"Early warning: where the trend of the last {window} is in {horizon_text}")
     board.timeseries("Users forecast", f"predict_linear of logged-in users ({window} fit, {horizon_text} ahead) "

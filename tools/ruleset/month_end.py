@@ -6,7 +6,7 @@ import copy
 import re
 from typing import Any
 
-from exporter.signals.month_end import WINDOW_RECORD
+from exporter.signals.month_end import POSTING_BACKLOG, POSTING_BACKLOG_GROWTH_1H, WINDOW_RECORD
 from exporter.signals.transactions import LATENCY_P95
 from ruleset.builder import RuleBuilder, duration_seconds, human_seconds, num, promql
 
@@ -110,6 +110,19 @@ def month_end_rules(b: RuleBuilder) -> list[dict[str, Any]]:
         "{{ $labels.target }} is {{ $value | humanizeDuration }}, @shown@ times the value at the same "
         "point of the previous close or more.",
         min_seconds=num(float(b.a("ErpMonthEndLatencyAbovePreviousClose")["min_seconds"])), texts=common,
+    )
+    rules += b.pair(
+        "ErpMonthEndPostingBacklog", "month_end", "2",
+        promql("""
+            @backlog@ > @threshold@
+            and @growth@ > 0
+            @in_window@
+        """),
+        "Month-end: the posting backlog on {{ $labels.target }} keeps growing",
+        "@when@: {{ $value | humanize }} documents wait to be posted on {{ $labels.target }} (account moves in "
+        "draft, invoices in draft or validated), more than @shown@, and the backlog still grew over the last "
+        "hour: the close will not finish in time at this pace.",
+        backlog=POSTING_BACKLOG.record, growth=POSTING_BACKLOG_GROWTH_1H.record, texts=common,
     )
     return rules
 
