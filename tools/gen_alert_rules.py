@@ -55,6 +55,7 @@ from ruleset import (  # noqa: E402
     performance,
     recording,
     self_monitoring,
+    slo,
 )
 from ruleset.builder import COMPONENTS, Group, RuleBuilder, duration_seconds  # noqa: E402
 
@@ -72,6 +73,7 @@ class Builder(RuleBuilder):
             "capacity.rules.yml": capacity.groups(self),
             "database.rules.yml": database.groups(self),
             "governance.rules.yml": governance.groups(self),
+            "slo.rules.yml": slo.groups(self),
             "exporter.rules.yml": self_monitoring.groups(self),
         }
 

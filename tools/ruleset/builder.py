@@ -88,6 +88,7 @@ class RuleBuilder:
         calendar = selectors.get("calendar") or ""
         self.calendar = "{" + calendar + "}" if calendar else ""
         self.month_end: dict[str, Any] = thresholds["month_end"]
+        self.slos: dict[str, Any] = thresholds["slos"]
 
     def a(self, name: str) -> dict[str, Any]:
         if name not in self.alerts:
