@@ -445,3 +445,15 @@ def test_the_packaged_thresholds_are_the_shipped_thresholds_file() -> None:
     packaged = REPO / "exporter" / "report" / "thresholds.yml"
     assert packaged.read_text() == (REPO / "alert_rules" / "thresholds.yml").read_text()
     assert Thresholds().raw == Thresholds.load(REPO / "alert_rules" / "thresholds.yml").raw
+
+
+def test_health_lists_the_error_budget_left_per_transaction_and_objective(landscape: Landscape) -> None:
+    document = report_json(landscape, "health")
+    found = {(r["labels"]["transaction"], r["labels"]["slo"]): r["value"]
+             for r in rows(document, "error_budget_left", "erp-pg")}
+    direct = {(s["metric"]["transaction"], s["metric"]["slo"]): float(s["value"][1])
+              for s in landscape.prometheus.query('erp:slo_error_budget:remaining_ratio{target="erp-pg"}')}
+    assert set(found) == {("order_review", "availability"), ("order_review", "latency")}
+    assert found == pytest.approx(direct)
+    assert found[("order_review", "latency")] == 1  # every run well within 5 s: nothing spent
+    assert rows(document, "error_budget_left", "erp-down")[0]["no_data"] is True

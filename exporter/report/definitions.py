@@ -31,6 +31,7 @@ import yaml
 from exporter.signals.capacity import CPU_BUSY, FILESYSTEM_AVAILABLE, MEMORY_AVAILABLE
 from exporter.signals.database import CONNECTIONS_USED
 from exporter.signals.governance import BREACHING_BY_OWNER
+from exporter.signals.slo import BUDGET_REMAINING
 from exporter.signals.transactions import LATENCY_P95
 
 Unit = Literal["bytes", "bytes_per_day", "seconds", "ratio", "count", "days", "bool"]
@@ -403,6 +404,16 @@ HEALTH = Report(
                     detail=("owner",),
                     limit=Limit(warning=0.0),
                     help="Data-governance audits of each owner whose violations are above their warning threshold.",
+                ),
+                Row(
+                    "error_budget_left",
+                    "Error budget left (SLO period)",
+                    f"min by (target, transaction, slo) ({BUDGET_REMAINING}{{$sel}})",
+                    "ratio",
+                    detail=("transaction", "slo"),
+                    limit=Limit(warning=0.25, critical=0.0, below=True),
+                    help="Share of the error budget each business transaction has left over the SLO period, per "
+                    "objective (availability, latency; thresholds.yml `slos`); below 0 the objective is missed.",
                 ),
             ),
         ),

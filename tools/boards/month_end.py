@@ -8,6 +8,7 @@ from generated_files import duration_seconds
 
 from boards import kit
 from boards.kit import Board, Limits, Query, T, sel
+from boards.slo import error_budget_row
 from exporter.signals.month_end import DOCUMENTS_PER_HOUR, POSTING_BACKLOG, USERS_PEAK_1H, WINDOW_RECORD
 from exporter.signals.transactions import LATENCY_P95, RUNS_RATE
 
@@ -103,6 +104,8 @@ def month_end(limits: Limits) -> dict[str, Any]:
                             "{{document}} on {{target}}"),
                       Query(sel(POSTING_BACKLOG.record, T), "all on {{target}}")],
                      kit.above(limits.value(backlog, "warning")), width=12)
+
+    error_budget_row(board, limits)
 
     board.row(f"Early warning: where the trend of the last {window} is in {horizon_text}")
     board.timeseries("Users forecast", f"predict_linear of logged-in users ({window} fit, {horizon_text} ahead) "

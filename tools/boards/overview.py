@@ -7,6 +7,7 @@ from typing import Any
 
 from boards import kit
 from boards.kit import Board, Limits, Query, T, sel
+from boards.slo import error_budget_row
 from exporter.signals.database import CONNECTIONS_USED
 from exporter.signals.month_end import USERS_PEAK_1H
 from exporter.signals.transactions import FAILURE_RATIO, LATENCY_P95, RUNS_RATE
@@ -86,6 +87,7 @@ def overview(limits: Limits) -> dict[str, Any]:
                      f"{limits.value(task_errors, 'for')}).", "short",
                      [Query(f"sum by (target) ({sel('erp_task_errors', T)})", "{{target}}")],
                      kit.above(limits.value(task_errors, "warning"), count=True), minimum=0)
+    error_budget_row(board, limits)
     board.row("Checks and alerts")
     board.stat("Checks failing", "Checks whose last run failed, per target (ErpCheckFailing); checks of the exporter "
                "itself (host, backups, calendars) show as target \"exporter\".", "none",
