@@ -39,14 +39,27 @@ def test_the_alert_that_thresholds_a_signal_is_in_the_thresholds_file() -> None:
     assert alerts and alerts <= set(THRESHOLDS["alerts"])
 
 
+def shipped_records() -> set[str]:
+    """Every series some shipped rule file records (the signals and the generated SLO rules)."""
+    records: set[str] = set()
+    for rule_file in (REPO / "alert_rules").glob("*.rules.yml"):
+        for group in yaml.safe_load(rule_file.read_text())["groups"]:
+            records.update(rule["record"] for rule in group["rules"] if "record" in rule)
+    return records
+
+
+def test_every_signal_is_recorded_by_a_shipped_rule_file() -> None:
+    assert {signal.record for signal in shipped_signals()} <= shipped_records()
+
+
 def test_the_reports_read_only_recorded_series() -> None:
-    recorded = {signal.record for signal in shipped_signals()}
+    recorded = shipped_records()
     used = set(RECORD_NAME.findall(json.dumps(repr(REPORTS))))
     assert used and used <= recorded
 
 
 def test_the_boards_read_only_recorded_series() -> None:
-    recorded = {signal.record for signal in shipped_signals()}
+    recorded = shipped_records()
     used: set[str] = set()
     for board in (REPO / "grafana_dashboards").glob("*.json"):
         for panel in json.loads(board.read_text()).get("panels", []):
