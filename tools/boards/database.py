@@ -79,6 +79,7 @@ def database(limits: Limits) -> dict[str, Any]:
                      f"writes at about 2.1 billion ({xid}).", "short",
                      [Query(sel("erp_database_transaction_id_age", T), "{{target}}")],
                      kit.above(limits.value(xid, "warning"), limits.value(xid, "critical")))
+    statements_row(board)
     board.row("Replication")
     board.timeseries("Replication lag", f"How far each replica is behind its primary ({lag}).", "s",
                      [Query(sel("erp_database_replication_lag_seconds", T), "{{target}} {{replica}}")],
@@ -106,3 +107,28 @@ def database(limits: Limits) -> dict[str, Any]:
                      kit.above(limits.value(log_errors, "warning"), limits.value(log_errors, "critical"), count=True),
                      minimum=0)
     return board.build(kit.variables(limits))
+
+
+def statements_row(board: Board) -> None:
+    """The statements that cost the database most (the opt-in db_statements check), for the optimization
+    workshop: time, calls and mean time over the range, with the normalized text."""
+    keys = "on (job, instance, target, queryid) group_left (query)"
+    info = sel("erp_database_statement_info", T)
+
+    def with_text(expr: str) -> str:
+        return f"{expr}\n* {keys}\n{info}"
+
+    seconds = sel("erp_database_statement_seconds_total", T)
+    calls = sel("erp_database_statement_calls_total", T)
+    board.row("Costliest statements")
+    board.timeseries("Statement time per second", "Database time the top statements take (seconds per second, the "
+                     "db_statements check; empty when it is not configured).", "s",
+                     [Query(f"topk(10, rate({seconds}[$__rate_interval]))", "{{target}} {{queryid}}")])
+    board.table("Top statements over the range", "The statements that took the most database time over the shown "
+                "range, with their calls and mean time since the statistics reset.", "none",
+                [Query(with_text(f"topk(20, increase({seconds}[$__range]))"), table=True),
+                 Query(with_text(f"increase({calls}[$__range])"), table=True),
+                 Query(with_text(sel("erp_database_statement_mean_seconds", T)), table=True)],
+                {"target": "Target", "queryid": "Query id", "query": "Statement", "Value #A": "Time",
+                 "Value #B": "Calls", "Value #C": "Mean"},
+                column_units={"Time": "s", "Calls": "short", "Mean": "s"}, sort_by="Time", height=10)

@@ -81,4 +81,33 @@ def governance(limits: Limits) -> dict[str, Any]:
                 {"target": "Target", "check": "Audit", "Value #A": "Last run", "Value #B": "Since last success"},
                 column_units={"Since last success": "s"}, status_column="Last run",
                 status_mappings={0: ("failed", kit.RED), 1: ("ok", kit.GREEN)})
+    adoption_row(board)
     return board.build(kit.variables(limits, owner_var))
+
+
+def adoption_row(board: Board) -> None:
+    """Active accounts against the users who really work in the ERP, in total and per group."""
+    everyone = 'user_group="(all)"'
+    groups = 'user_group!="(all)"'
+    accounts, active_1d, active_30d = (sel(name, T, everyone) for name in
+                                       ("erp_user_accounts", "erp_users_active_1d", "erp_users_active_30d"))
+    board.row("Adoption")
+    board.stat("Accounts used in the last 30 days", "Share of active ERP accounts that logged in or changed a "
+               "document in the last 30 days: accounts nobody uses are licences and attack surface.",
+               "percentunit", [Query(f"sum by (target) ({active_30d})\n/\nsum by (target) ({accounts})",
+                                     "{{target}}")], width=6)
+    board.timeseries("Accounts and active users", "Active ERP accounts, the users active in the last 30 days and in "
+                     "the last day (a session or a document they created or changed).", "short",
+                     [Query(f"sum by (target) ({accounts})", "{{target}} accounts"),
+                      Query(f"sum by (target) ({active_30d})", "{{target}} active in 30 days"),
+                      Query(f"sum by (target) ({active_1d})", "{{target}} active today")], width=18)
+    board.table("Adoption by group", "Per ERP group: its accounts, the users active in the last day and the last 30 "
+                "days, and the share of accounts active in 30 days.", "none",
+                [Query(sel("erp_user_accounts", T, groups), table=True),
+                 Query(sel("erp_users_active_1d", T, groups), table=True),
+                 Query(sel("erp_users_active_30d", T, groups), table=True),
+                 Query(f"{sel('erp_users_active_30d', T, groups)}\n/ on (job, instance, target, user_group)\n"
+                       f"{sel('erp_user_accounts', T, groups)}", table=True)],
+                {"target": "Target", "user_group": "Group", "Value #A": "Accounts", "Value #B": "Active today",
+                 "Value #C": "Active in 30 days", "Value #D": "Share active"},
+                column_units={"Share active": "percentunit"}, sort_by="Accounts", height=10)
