@@ -203,12 +203,20 @@ def test_capacity_measures_latency_size_growth_and_the_host(landscape: Landscape
     assert 0 < latency[0]["value"] <= 1  # the buckets' upper bound: 1s timeout
     assert latency[0]["query"].startswith("max by (target, transaction) (max_over_time(erp:transaction_duration")
     assert number(document, "database_size", "erp-pg") > 1_000_000
-    assert value(document, "database_growth", "erp-pg") is not None
     assert 0 < number(document, "connections_peak", "erp-pg") < 1
     host = landscape.exporter.address
     assert 0 <= number(document, "cpu_peak", host, "hosts") <= 1
     assert number(document, "memory_used_peak", host, "hosts") > 0
     assert rows(document, "filesystem_free", host, "hosts")[0]["labels"]["mountpoint"]
+
+
+def test_a_trend_over_minutes_of_history_says_not_enough_history_instead_of_a_number(landscape: Landscape) -> None:
+    document = report_json(landscape, "capacity")
+    growth = rows(document, "database_growth", "erp-pg")[0]
+    assert growth["value"] is None and growth["display"] == "not enough history"
+    assert growth["forecast"]["enough_history"] is False
+    assert 0 < growth["forecast"]["history_seconds"] < 3600
+    assert growth["forecast"]["method"].startswith("not enough history:")
 
 
 # -- health --------------------------------------------------------------------------------------------------
@@ -319,7 +327,7 @@ def test_text_report_is_an_aligned_table_with_no_data_rows(landscape: Landscape)
     assert lines[:2] == ["ERP capacity report", f"Prometheus: {landscape.prometheus.url}"]
     assert lines[2].startswith(f"Range:      {RANGE}: ")
     header = lines[lines.index("== Targets ==") + 1]
-    assert header.split() == ["TARGET", "MEASURE", "DETAIL", "VALUE", "STATUS"]
+    assert header.split() == ["TARGET", "MEASURE", "DETAIL", "VALUE", "STATUS", "FORECAST", "BASIS"]
     users = next(line for line in lines if line.startswith("erp-tryton ") and "Peak logged-in ERP users" in line)
     no_data = next(line for line in lines if line.startswith("erp-pg ") and "Peak logged-in ERP users" in line)
     column = header.index("VALUE")
@@ -357,10 +365,10 @@ def test_url_that_is_not_prometheus_exits_1_with_one_line(landscape: Landscape) 
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"erp-exporter report: Prometheus at http://{landscape.exporter.address} does not "
                                   "answer like a Prometheus HTTP API"), done.stderr
-    done = report(landscape, "health", url="localhost:9090")  # no scheme
-    assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr == ("erp-exporter report: --prometheus.url 'localhost:9090' is not an http:// or https:// URL "
-                           "(e.g. http://localhost:9090)\n")
+    done = report(landscape, "health", url="localhost:9090")  # no scheme: a bad flag, as the README says
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.rstrip().endswith("argument --prometheus.url: 'localhost:9090' is not an http:// or https:// "
+                                         "URL (e.g. http://localhost:9090)"), done.stderr
 
 
 def test_bad_range_exits_2(landscape: Landscape) -> None:

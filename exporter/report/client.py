@@ -1,4 +1,5 @@
-"""A small, read-only client of Prometheus' HTTP API: instant queries (GET /api/v1/query) and nothing else.
+"""A small, read-only client of Prometheus' HTTP API: instant and range queries (GET /api/v1/query and
+/api/v1/query_range) and nothing else.
 
 Every failure becomes a :class:`PrometheusError` with a one-line message fit for a terminal: which server
 (its URL without credentials), what went wrong, never a traceback and never a secret.
@@ -29,6 +30,14 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Series:
+    """One series of a range query: its labels (without __name__) and its (Unix seconds, value) points."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
 class Auth:
     """How to authenticate to Prometheus (or the proxy in front of it): basic auth or a bearer token."""
 
@@ -38,6 +47,20 @@ class Auth:
 
     def secrets(self) -> list[str]:
         return [secret for secret in (self.password, self.bearer_token) if secret]
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a Prometheus base URL, or None when it can (http or https with a host)."""
+    try:
+        parts = urllib.parse.urlsplit(url) if "://" in url else None
+        port = parts.port if parts is not None else None  # raises ValueError on a port that is not a number
+    except ValueError:
+        return f"{safe_url(url)!r} is not a valid URL (e.g. http://localhost:9090)"
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{safe_url(url)!r} is not an http:// or https:// URL (e.g. http://localhost:9090)"
+    if port == 0:
+        return f"{safe_url(url)!r} has port 0"
+    return None
 
 
 def safe_url(url: str) -> str:
@@ -87,11 +110,10 @@ class PrometheusClient:
         ca_file: str | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        parts = urllib.parse.urlsplit(url) if "://" in url else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PrometheusError(
-                f"--prometheus.url {safe_url(url)!r} is not an http:// or https:// URL (e.g. http://localhost:9090)"
-            )
+        problem = url_problem(url)
+        if problem:
+            raise PrometheusError(f"--prometheus.url {problem}")
+        parts = urllib.parse.urlsplit(url)
         self.url = url.rstrip("/")
         self.display_url = safe_url(self.url)
         self.timeout = timeout
@@ -121,10 +143,35 @@ class PrometheusClient:
         params: dict[str, str] = {"query": expr, "timeout": f"{max(self.timeout - 1, 1):g}s"}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        endpoint = f"{self.url}/api/v1/query"
-        where = f"Prometheus at {self.display_url}"
+        response = self._get("query", params)
+        return self._instant(self._data(response, expr))
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
+        """Evaluate ``expr`` from ``start`` to ``end`` every ``step`` seconds: the matrix's series."""
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{max(step, 1):g}",
+                  "timeout": f"{max(self.timeout - 1, 1):g}s"}
+        data = self._data(self._get("query_range", params), expr, "query_range")
+        result = data.get("result")
+        if data.get("resultType") != "matrix" or not isinstance(result, list):
+            raise PrometheusError(f"{self._where} answered a {data.get('resultType')} for a range query")
         try:
-            response = self._session.get(endpoint, params=params, timeout=self.timeout, verify=self.verify)
+            return [
+                Series({k: str(v) for k, v in item["metric"].items() if k != "__name__"},
+                       tuple((float(t), parse_value(v)) for t, v in item["values"]))
+                for item in result
+            ]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise PrometheusError(f"{self._where} answered a malformed matrix") from None
+
+    @property
+    def _where(self) -> str:
+        return f"Prometheus at {self.display_url}"
+
+    def _get(self, api: str, params: dict[str, str]) -> requests.Response:
+        endpoint = f"{self.url}/api/v1/{api}"
+        where = self._where
+        try:
+            return self._session.get(endpoint, params=params, timeout=self.timeout, verify=self.verify)
         except requests.Timeout:
             raise PrometheusError(f"{where} did not answer within {self.timeout:g}s") from None
         except requests.exceptions.SSLError as exc:
@@ -133,9 +180,10 @@ class PrometheusClient:
             raise PrometheusError(self._mask(f"cannot reach {where}: {_reason(exc)}")) from None
         except requests.RequestException as exc:
             raise PrometheusError(self._mask(f"cannot ask {where}: {_reason(exc)}")) from None
-        return self._result(response, where, expr)
 
-    def _result(self, response: requests.Response, where: str, expr: str) -> list[Sample]:
+    def _data(self, response: requests.Response, expr: str, api: str = "query") -> dict[str, Any]:
+        """The ``data`` of a successful answer; PrometheusError with one line for anything else."""
+        where = self._where
         status = response.status_code
         if status in (401, 403):
             raise PrometheusError(f"{where} refused the credentials (HTTP {status})")
@@ -143,7 +191,7 @@ class PrometheusClient:
             answer: Any = response.json()
         except ValueError:
             raise PrometheusError(
-                f"{where} does not answer like a Prometheus HTTP API (HTTP {status} on /api/v1/query, not JSON)"
+                f"{where} does not answer like a Prometheus HTTP API (HTTP {status} on /api/v1/{api}, not JSON)"
             ) from None
         if not isinstance(answer, dict) or "status" not in answer:
             raise PrometheusError(f"{where} does not answer like a Prometheus HTTP API (HTTP {status})")
@@ -152,7 +200,11 @@ class PrometheusClient:
             kind = answer.get("errorType", "error")
             one_line = " ".join(expr.split())
             raise PrometheusError(self._mask(f"{where} answered {kind} (HTTP {status}): {error}; query: {one_line}"))
-        data = answer.get("data") or {}
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}
+
+    def _instant(self, data: dict[str, Any]) -> list[Sample]:
+        where = self._where
         kind = data.get("resultType")
         result = data.get("result")
         try:
@@ -165,7 +217,7 @@ class PrometheusClient:
             if kind == "scalar" and isinstance(result, list):
                 return [Sample({}, parse_value(result[1]))]
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-            raise PrometheusError(f"{where} answered a malformed {kind} (HTTP {status})") from None
+            raise PrometheusError(f"{where} answered a malformed {kind}") from None
         raise PrometheusError(f"{where} answered a {kind} for an instant query that should give a vector")
 
 

@@ -8,7 +8,14 @@ A row's expression is a template evaluated as one instant query at the end of th
   inside a selector's braces (``erp_up{$sel}``, ``erp_x{step="",$sel}``: PromQL allows the trailing comma);
 - ``$targets`` for rows about exporter instances (hosts, backups): `` and on (job, instance) ...`` keeping only
   the instances that watch a selected target (empty without filters);
+- ``$step_seconds`` the same step as a number, to turn a count of subquery steps into time;
 - ``$fs``, ``$dbmounts`` and ``$calendar``: the filesystem and calendar selectors of alert_rules/thresholds.yml.
+
+A row with a ``trend`` is a forecast: ``trend`` is the raw series the trend stands on, and the engine asks how
+much history of it the range holds (exporter/report/forecast.py) before it prints a number.
+
+Charts (HTML, and PNG beside Markdown) are range queries over the report's range with the same variables
+(``$range`` excepted), drawn with the row's limits and, when ``forecast`` is set, each series' trend ahead.
 
 The expression keeps exactly the section's subject label (``target`` or ``instance``) and the row's detail
 labels (``transaction``, ``mountpoint``...). It uses the recording rules of alert_rules/recording.rules.yml
@@ -34,7 +41,8 @@ from exporter.signals.governance import BREACHING_BY_OWNER
 from exporter.signals.slo import BUDGET_REMAINING
 from exporter.signals.transactions import LATENCY_P95
 
-Unit = Literal["bytes", "bytes_per_day", "seconds", "ratio", "count", "days", "bool"]
+#: "level" is 0 ok, 1 warning, 2 critical (an audit against its own published thresholds)
+Unit = Literal["bytes", "bytes_per_day", "seconds", "ratio", "count", "count_per_day", "days", "bool", "level"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,22 @@ class Row:
     fallback: str = ""
     limit: Limit | None = None
     help: str = ""
+    trend: str = ""  # the raw series (a selector template) a forecast stands on; "" for a plain measure
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart of a report: one range query over the range, one line per series (named by ``legend``)."""
+
+    key: str
+    title: str
+    expr: str
+    unit: Unit
+    legend: tuple[str, ...]
+    limit: Limit | None = None
+    forecast: bool = False  # draw each series' least-squares trend ahead (when its history is enough)
+    fallback: str = ""
+    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,7 @@ class Report:
     key: str
     title: str
     sections: tuple[Section, ...]
+    charts: tuple[Chart, ...] = ()
 
 
 # -- thresholds -------------------------------------------------------------------------------------------------
@@ -164,6 +189,42 @@ def _failing(metric: str, bad: str, subject: str, scope: str) -> str:
     )
 
 
+_CLOSE = "max(erp_calendar_month_end_close{$calendar})"
+
+CAPACITY_CHARTS = (
+    Chart("users", "Logged-in ERP users", "max by (target) (erp_users_logged_in{$sel})", "count", ("target",),
+          limit=Limit("ErpMonthEndUsersTrend", critical_key=None), forecast=True,
+          help="Distinct users logged in, against the users the system is sized for; dashed: the trend ahead."),
+    Chart("connections", "Database connections used", f"max by (target) ({CONNECTIONS_USED.selected('$sel')})",
+          "ratio", ("target",), limit=Limit(CONNECTIONS_USED.alert), forecast=True,
+          fallback="max by (target) (erp_database_connections_used_ratio{$sel})"),
+    Chart("latency", "Business transaction p95", f"max by (target, transaction) ({LATENCY_P95.selected('$sel')})",
+          "seconds", ("target", "transaction"), limit=Limit(LATENCY_P95.alert),
+          fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
+          '(rate(erp_transaction_duration_seconds_bucket{step="",$sel}[10m])))'),
+    Chart("database_size", "Database size", "max by (target) (erp_database_size_bytes{$sel})", "bytes",
+          ("target",), forecast=True),
+    Chart("filesystem", "Filesystem free", f"min by (instance, mountpoint) ({FILESYSTEM_AVAILABLE.selected('$fs')}"
+          "$targets)", "ratio", ("instance", "mountpoint"), limit=Limit(FILESYSTEM_AVAILABLE.alert, below=True),
+          forecast=True, fallback="min by (instance, mountpoint) (erp_host_filesystem_avail_bytes{$fs} / "
+          "erp_host_filesystem_size_bytes{$fs}$targets)"),
+    Chart("cpu", "CPU busy (5m average)", f"max by (instance) ({CPU_BUSY.record}$targets)", "ratio", ("instance",),
+          limit=Limit(CPU_BUSY.alert), fallback=f"max by (instance) ({CPU_BUSY.expr.strip()}$targets)"),
+    Chart("memory", "Memory available", f"min by (instance) ({MEMORY_AVAILABLE.record}$targets)", "ratio",
+          ("instance",), limit=Limit(MEMORY_AVAILABLE.alert, below=True),
+          fallback=f"min by (instance) ({MEMORY_AVAILABLE.expr}$targets)"),
+)
+
+HEALTH_CHARTS = (
+    Chart("up", "Targets up", "min by (target) (erp_up{$sel})", "bool", ("target",)),
+    Chart("checks_failing", "Checks failing", 'count by (target) (erp_check_success{target!="",$sel} == 0)\n'
+          'or on (target) (count by (target) (erp_check_success{target!="",$sel}) * 0)', "count", ("target",)),
+    Chart("alerts", "Alerts firing", 'count by (severity) (ALERTS{alertstate="firing",$sel})', "count",
+          ("severity",)),
+    Chart("error_budget", "Error budget left", f"min by (transaction, slo) ({BUDGET_REMAINING}{{$sel}})", "ratio",
+          ("transaction", "slo"), limit=Limit(warning=0.25, critical=0.0, below=True)),
+)
+
 CAPACITY = Report(
     key="capacity",
     title="ERP capacity report",
@@ -216,6 +277,7 @@ CAPACITY = Report(
                     "  / (deriv(erp_database_connections_used_ratio{$sel}[$range]) * 86400))",
                     "days",
                     help="At the linear trend of the connections used over the range ('never' when not rising).",
+                    trend="erp_database_connections_used_ratio{$sel}",
                 ),
                 Row(
                     "latency_p95_peak",
@@ -241,6 +303,7 @@ CAPACITY = Report(
                     "max by (target) (deriv(erp_database_size_bytes{$sel}[$range]) * 86400)",
                     "bytes_per_day",
                     help="The linear trend of the database size over the range.",
+                    trend="erp_database_size_bytes{$sel}",
                 ),
                 Row(
                     "database_disk_days_left",
@@ -254,6 +317,7 @@ CAPACITY = Report(
                     limit=Limit("ErpDatabaseGrowthFillsDisk", below=True),
                     help="Free space of the database filesystems of the exporter's host over the growth per day "
                     "(the exporter runs on the database host, as ErpDatabaseGrowthFillsDisk assumes).",
+                    trend="erp_database_size_bytes{$sel}",
                 ),
             ),
         ),
@@ -304,10 +368,12 @@ CAPACITY = Report(
                     "days",
                     detail=("mountpoint",),
                     help="At the linear trend of the free space over the range ('never' when not shrinking).",
+                    trend="erp_host_filesystem_avail_bytes{$fs}",
                 ),
             ),
         ),
     ),
+    charts=CAPACITY_CHARTS,
 )
 
 HEALTH = Report(
@@ -490,6 +556,166 @@ HEALTH = Report(
             ),
         ),
     ),
+    charts=HEALTH_CHARTS,
 )
 
-REPORTS: dict[str, Report] = {report.key: report for report in (CAPACITY, HEALTH)}
+# -- governance: the audit scorecard -----------------------------------------------------------------------------
+
+_AUDIT_KEYS = "on (job, instance, target, audit) group_left ()"
+_VIOLATIONS = "erp_audit_violations{$sel}"
+
+
+def _over(threshold: str, by: str) -> str:
+    """Audits over their published `threshold` now, by `by`; 0 for an owner whose audits are all below."""
+    return (f"count by ({by}) ({_VIOLATIONS} > {_AUDIT_KEYS} erp_audit_{threshold}_threshold)\n"
+            f"or on ({by}) (count by ({by}) ({_VIOLATIONS}) * 0)")
+
+
+def _time_over(threshold: str) -> str:
+    """How long over the range an audit was over its published `threshold` (steps over it times the step)."""
+    return (f"max by (owner, audit, target) (sum_over_time(\n  ({_VIOLATIONS} > bool {_AUDIT_KEYS} "
+            f"erp_audit_{threshold}_threshold)[$range:$step]))\n* $step_seconds")
+
+
+_AUDIT = "max by (owner, audit, target)"
+
+GOVERNANCE = Report(
+    key="governance",
+    title="ERP data governance scorecard",
+    sections=(
+        Section(
+            key="owners",
+            title="Owners",
+            subject="owner",
+            subjects=f"group by (owner) (last_over_time({_VIOLATIONS}[$range]))",
+            rows=(
+                Row("audits", "Audits", f"count by (owner) ({_VIOLATIONS})", "count"),
+                Row("over_warning", "Audits over their warning threshold", _over("warning", "owner"), "count",
+                    limit=Limit(warning=0.0)),
+                Row("over_critical", "Audits over their critical threshold", _over("critical", "owner"), "count",
+                    limit=Limit(critical=0.0)),
+                Row("violations", "Records in violation", f"sum by (owner) ({_VIOLATIONS})", "count"),
+            ),
+        ),
+        Section(
+            key="audits",
+            title="Audits",
+            subject="owner",
+            subjects="",
+            rows=(
+                Row("status", "Status against its thresholds",
+                    f"{_AUDIT} (\n  ({_VIOLATIONS} > bool {_AUDIT_KEYS} erp_audit_warning_threshold)\n"
+                    f"  + ({_VIOLATIONS} > bool {_AUDIT_KEYS} erp_audit_critical_threshold))",
+                    "level", detail=("audit", "target"), limit=Limit(warning=0.5, critical=1.5),
+                    help="ok, warning (violations over the audit's warning threshold) or critical, as the "
+                    "ErpAuditViolations alert compares them."),
+                Row("violations", "Violations now", f"{_AUDIT} ({_VIOLATIONS})", "count", detail=("audit", "target")),
+                Row("warning_threshold", "Warning over", f"{_AUDIT} (erp_audit_warning_threshold{{$sel}})", "count",
+                    detail=("audit", "target")),
+                Row("critical_threshold", "Critical over", f"{_AUDIT} (erp_audit_critical_threshold{{$sel}})",
+                    "count", detail=("audit", "target")),
+                Row("trend", "Trend per day", f"{_AUDIT} (deriv({_VIOLATIONS}[$range]) * 86400)", "count_per_day",
+                    detail=("audit", "target"), trend=_VIOLATIONS,
+                    help="The linear trend of the violations over the range: are the owners catching up?"),
+                Row("time_over_warning", "Time over its warning threshold", _time_over("warning"), "seconds",
+                    detail=("audit", "target")),
+                Row("time_over_critical", "Time over its critical threshold", _time_over("critical"), "seconds",
+                    detail=("audit", "target")),
+            ),
+        ),
+    ),
+    charts=(
+        Chart("violations_by_owner", "Records in violation by owner", f"sum by (owner) ({_VIOLATIONS})", "count",
+              ("owner",)),
+        Chart("breaching_by_owner", "Audits over their warning threshold by owner",
+              _over("warning", "owner"), "count", ("owner",)),
+        Chart("violations_by_audit", "Violations by audit", f"sum by (audit) ({_VIOLATIONS})", "count", ("audit",),
+              forecast=True),
+    ),
+)
+
+
+# -- month-end: the measures of one closing period (exporter/report/month_end.py runs it once per close) --------
+
+MONTH_END = Report(
+    key="month-end",
+    title="ERP month-end close",
+    sections=(
+        Section(
+            key="targets",
+            title="Targets",
+            subject="target",
+            subjects=_TARGETS,
+            rows=(
+                Row("users_peak", "Peak logged-in ERP users",
+                    "max by (target) (max_over_time(erp_users_logged_in{$sel}[$range]))", "count"),
+                Row("sessions_peak", "Peak ERP sessions",
+                    "max by (target) (max_over_time(erp_sessions_active{$sel}[$range]))", "count"),
+                Row("database_sessions_peak", "Peak database sessions",
+                    "max by (target) (max_over_time(\n  sum by (job, instance, target) "
+                    "(erp_database_sessions{$sel})[$range:$step]))", "count"),
+                Row("connections_peak", "Peak database connections used",
+                    f"max by (target) (max_over_time({CONNECTIONS_USED.selected('$sel')}[$range]))", "ratio",
+                    fallback="max by (target) (max_over_time(erp_database_connections_used_ratio{$sel}[$range]))",
+                    limit=Limit(CONNECTIONS_USED.alert)),
+                Row("latency_p95_peak", "Peak p95 latency",
+                    f"max by (target, transaction) (max_over_time({LATENCY_P95.selected('$sel')}[$range]))",
+                    "seconds", detail=("transaction",),
+                    fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
+                    '(increase(erp_transaction_duration_seconds_bucket{step="",$sel}[$range])))',
+                    limit=Limit(LATENCY_P95.alert)),
+                Row("transaction_failures", "Transaction failures",
+                    "sum by (target, transaction) (increase(erp_transaction_failures_total{$sel}[$range]))",
+                    "count", detail=("transaction",)),
+                Row("database_response_peak", "Peak database round trip",
+                    "max by (target) (max_over_time(erp_database_probe_duration_seconds{$sel}[$range]))", "seconds"),
+                Row("database_response_avg", "Average database round trip",
+                    "avg by (target) (avg_over_time(erp_database_probe_duration_seconds{$sel}[$range]))", "seconds"),
+                Row("documents_created", "Documents created",
+                    'sum by (target) (increase(erp_business_documents_total{event="created",$sel}[$range]))',
+                    "count"),
+            ),
+        ),
+        Section(
+            key="hosts",
+            title="Hosts (exporter instances)",
+            subject="instance",
+            subjects=_INSTANCES,
+            rows=(
+                Row("cpu_peak", "Peak CPU busy (5m average)",
+                    f"max by (instance) (max_over_time({CPU_BUSY.record}[$range])$targets)", "ratio",
+                    fallback=f"max by (instance) (max_over_time(({CPU_BUSY.expr.strip()})[$range:$step])$targets)",
+                    limit=Limit(CPU_BUSY.alert)),
+                Row("memory_available_low", "Lowest memory available",
+                    f"min by (instance) (min_over_time({MEMORY_AVAILABLE.record}[$range])$targets)", "ratio",
+                    fallback=f"min by (instance) (min_over_time(({MEMORY_AVAILABLE.expr})[$range:$step])$targets)",
+                    limit=Limit(MEMORY_AVAILABLE.alert, below=True)),
+            ),
+        ),
+        Section(
+            key="alerts",
+            title="Alerts",
+            subject="",
+            subjects="",
+            rows=(
+                Row("alerts_fired", "Alerts that fired (series)",
+                    'count(count_over_time(ALERTS{alertstate="firing",$sel}[$range]))\n' + _NO_ALERTS, "count"),
+                Row("critical_alerts_fired", "Critical alerts that fired (series)",
+                    'count(count_over_time(ALERTS{alertstate="firing",severity="critical",$sel}[$range]))\n'
+                    + _NO_ALERTS, "count"),
+            ),
+        ),
+    ),
+    charts=(
+        Chart("users", "Logged-in ERP users through each close", "max by (target) (erp_users_logged_in{$sel})",
+              "count", ("target",)),
+        Chart("database_response", "Database round trip through each close",
+              "max by (target) (erp_database_probe_duration_seconds{$sel})", "seconds", ("target",)),
+        Chart("latency", "Business transaction p95 through each close",
+              f"max by (target, transaction) ({LATENCY_P95.selected('$sel')})", "seconds", ("target", "transaction"),
+              fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
+              '(rate(erp_transaction_duration_seconds_bucket{step="",$sel}[10m])))'),
+    ),
+)
+
+REPORTS: dict[str, Report] = {report.key: report for report in (CAPACITY, HEALTH, GOVERNANCE)}

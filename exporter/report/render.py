@@ -1,9 +1,11 @@
-"""Renderers of a report: an aligned text table, Markdown, JSON."""
+"""Renderers of a report: an aligned text table, Markdown, JSON (HTML is exporter/report/html.py)."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +15,9 @@ from exporter.report.engine import Line, ReportResult
 
 NO_DATA = "no data"
 NEVER = "never at this trend"
-FORMATS = ("text", "markdown", "json")
+NOT_A_NUMBER = "n/a (NaN)"  # Prometheus answered NaN: a ratio of two zeros, a quantile of no observations
+LEVELS = ("ok", "warning", "critical")
+FORMATS = ("text", "markdown", "json", "html")
 
 
 def _iec(value: float) -> str:
@@ -53,7 +57,7 @@ def format_value(value: float | None, unit: Unit) -> str:
     if value is None:
         return NO_DATA
     if math.isnan(value):
-        return "n/a"
+        return NOT_A_NUMBER
     if unit == "days":
         if math.isinf(value):
             return NEVER
@@ -70,6 +74,10 @@ def format_value(value: float | None, unit: Unit) -> str:
         return f"{'+' if value > 0 else ''}{_iec(value)}/day"
     if unit == "bool":
         return "yes" if value >= 1 else "no"
+    if unit == "level":
+        return LEVELS[min(max(int(value), 0), 2)]
+    if unit == "count_per_day":
+        return f"{'+' if value > 0 else ''}{_number(round(value, 2))}/day"
     return _number(value)
 
 
@@ -81,7 +89,21 @@ def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _header(result: ReportResult) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Table:
+    """One section as the text, Markdown and HTML renderers lay it out: a head, rows of cells, and the index of
+    the value columns (right-aligned) and of the status column (coloured in HTML)."""
+
+    title: str
+    head: list[str]
+    rows: list[list[str]]
+    numeric: tuple[int, ...]
+    status: int | None
+    empty: str
+    grouped: bool  # the first column names a group (printed once per group in text)
+
+
+def header(result: ReportResult) -> list[tuple[str, str]]:
     options = result.options
     filters = ", ".join(f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in options.filters().items())
     return [
@@ -91,38 +113,52 @@ def _header(result: ReportResult) -> list[tuple[str, str]]:
     ]
 
 
-def _sections(result: ReportResult) -> list[tuple[str, str, list[Line]]]:
-    """(title, subject label, lines) per section, in the report's order."""
+def display(line: Line) -> str:
+    """The value cell: the formatted value, or why a forecast has none."""
+    if line.not_enough_history:
+        return "not enough history"
+    return format_value(line.value, line.row.unit)
+
+
+def basis(line: Line) -> str:
+    """How a forecast was made and what it stands on; empty for a plain measure."""
+    return line.history.describe(line.range_seconds) if line.history is not None else ""
+
+
+def _cells(line: Line, with_basis: bool) -> list[str]:
+    """[subject,] measure, detail, value, status (only when it is not ok)[, basis]."""
+    subject = [line.subject or f"(no {line.section.subject})"] if line.section.subject else []
+    status = line.status.upper() if line.status is not None and line.status != "ok" else ""
+    cells = [*subject, line.row.title, _detail(line), display(line), status]
+    return [*cells, basis(line)] if with_basis else cells
+
+
+def tables(result: ReportResult) -> list[Table]:
+    """The report's sections as tables, in the report's order."""
     out = []
     for section in result.report.sections:
         lines = [line for line in result.lines if line.section is section]
-        out.append((section.title, section.subject, lines))
+        with_basis = any(row.trend for row in section.rows)
+        head = [*([section.subject] if section.subject else []), "measure", "detail", "value", "status"]
+        if with_basis:
+            head.append("forecast basis")
+        value_column = len(head) - (3 if with_basis else 2)
+        out.append(Table(section.title, head, [_cells(line, with_basis) for line in lines], (value_column,),
+                         value_column + 1, f"(no {section.subject or 'data'} over the range)", bool(section.subject)))
     return out
 
 
-def _cells(line: Line) -> list[str]:
-    """[subject,] measure, detail, value, status (the status only when it is not ok)."""
-    subject = [line.subject or f"(no {line.section.subject})"] if line.section.subject else []
-    status = line.status.upper() if line.status is not None and line.status != "ok" else ""
-    return [*subject, line.row.title, _detail(line), format_value(line.value, line.row.unit), status]
-
-
-def _head(subject: str) -> list[str]:
-    return [*([subject] if subject else []), "measure", "detail", "value", "status"]
-
-
-def render_text(result: ReportResult) -> str:
-    out = [result.report.title]
-    out += [f"{name + ':':<12}{value}" for name, value in _header(result)]
-    for title, subject, lines in _sections(result):
-        out += ["", f"== {title} =="]
-        if not lines:
-            out.append(f"(no {subject or 'data'} over the range)")
+def text_tables(title: str, head_lines: list[tuple[str, str]], found: list[Table]) -> str:
+    out = [title]
+    out += [f"{name + ':':<12}{value}" for name, value in head_lines]
+    for table in found:
+        out += ["", f"== {table.title} =="]
+        if not table.rows:
+            out.append(table.empty)
             continue
-        head = [name.upper() for name in _head(subject)]
-        rows = [head] + [_cells(line) for line in lines]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-        if subject:  # the subject once per group of lines
+        rows = [[name.upper() for name in table.head], *[list(row) for row in table.rows]]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(table.head))]
+        if table.grouped:  # the subject once per group of lines
             for index in range(len(rows) - 1, 1, -1):
                 if rows[index][0] == rows[index - 1][0]:
                     rows[index] = ["", *rows[index][1:]]
@@ -131,23 +167,35 @@ def render_text(result: ReportResult) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_text(result: ReportResult) -> str:
+    return text_tables(result.report.title, header(result), tables(result))
+
+
 def _md(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
-def render_markdown(result: ReportResult) -> str:
-    out = [f"# {result.report.title}", ""]
-    out += [f"- **{name}:** {_md(value)}" for name, value in _header(result)]
-    for title, subject, lines in _sections(result):
-        if not lines:
-            out += ["", f"## {title}", "", f"(no {subject or 'data'} over the range)"]
+def markdown_tables(title: str, head_lines: list[tuple[str, str]], found: list[Table],
+                    images: Sequence[tuple[str, str]] = ()) -> str:
+    """Markdown: the header as a list, a table per section, then the charts' images ``(title, file name)``."""
+    out = [f"# {title}", ""]
+    out += [f"- **{name}:** {_md(value)}" for name, value in head_lines]
+    for table in found:
+        out += ["", f"## {table.title}", ""]
+        if not table.rows:
+            out.append(table.empty)
             continue
-        head = _head(subject)
-        align = ["---"] * len(head)
-        align[-2] = "---:"
-        out += ["", f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
-        out += ["| " + " | ".join(_md(cell) for cell in _cells(line)) + " |" for line in lines]
-    return "\n".join(out) + "\n"
+        align = ["---:" if index in table.numeric else "---" for index in range(len(table.head))]
+        out += ["| " + " | ".join(table.head) + " |", "|" + "|".join(align) + "|"]
+        out += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in table.rows]
+    if images:
+        out += ["", "## Charts", ""]
+        out += [f"![{_md(name)}]({file})\n" for name, file in images]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render_markdown(result: ReportResult, images: Sequence[tuple[str, str]] = ()) -> str:
+    return markdown_tables(f"{result.report.title}", header(result), tables(result), images)
 
 
 def line_json(line: Line) -> dict[str, Any]:
@@ -162,9 +210,12 @@ def line_json(line: Line) -> dict[str, Any]:
         "unit": line.row.unit,
         "no_data": value is None,
         "value": None if value is None else finite(value),
-        "display": format_value(value, line.row.unit),
+        "display": display(line),
         "status": line.status,
         "query": line.query,
+        **({"forecast": {"method": basis(line), "history_seconds": line.history.seconds,
+                         "samples": line.history.points, "enough_history": not line.not_enough_history}}
+           if line.history is not None else {}),
     }
 
 
@@ -189,6 +240,7 @@ def render_json(result: ReportResult) -> str:
 
 
 def render(result: ReportResult, fmt: str) -> str:
+    """The text, Markdown (without charts) or JSON document of a report."""
     if fmt == "json":
         return render_json(result)
     if fmt == "markdown":
