@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -232,8 +233,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "month-end":  # the filters are checked against the months the report covers
         first = month_start(*shift(*parse_month(args.month or time.strftime("%Y-%m", time.gmtime(options.end))),
                                    -previous - 1))
-        options = Options(f"{int(options.end - first)}s", options.end - first, options.end, options.environment,
-                          options.target, thresholds)
+        options = replace(options, range_text=f"{int(options.end - first)}s", range_seconds=options.end - first)
     try:
         client = PrometheusClient(args.prometheus_url, timeout=args.prometheus_timeout, auth=auth,
                                   ca_file=args.prometheus_ca_file or None)

@@ -189,7 +189,48 @@ def _failing(metric: str, bad: str, subject: str, scope: str) -> str:
     )
 
 
-_CLOSE = "max(erp_calendar_month_end_close{$calendar})"
+# -- rows and queries more than one report asks -------------------------------------------------------------------
+
+CONNECTIONS_PEAK = Row(
+    "connections_peak",
+    "Peak database connections used",
+    f"max by (target) (max_over_time({CONNECTIONS_USED.selected('$sel')}[$range]))",
+    "ratio",
+    fallback="max by (target) (max_over_time(erp_database_connections_used_ratio{$sel}[$range]))",
+    limit=Limit(CONNECTIONS_USED.alert),
+    help="Highest share of the database's connection limit in use.",
+)
+LATENCY_P95_PEAK = Row(
+    "latency_p95_peak",
+    "Peak p95 latency",
+    f"max by (target, transaction) (max_over_time({LATENCY_P95.selected('$sel')}[$range]))",
+    "seconds",
+    detail=("transaction",),
+    fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
+    '(increase(erp_transaction_duration_seconds_bucket{step="",$sel}[$range])))',
+    limit=Limit(LATENCY_P95.alert),
+    help="Highest 5-minute p95 of each business transaction (without the recording rules: the p95 "
+    "over the whole range).",
+)
+CPU_PEAK = Row(
+    "cpu_peak",
+    "Peak CPU busy (5m average)",
+    f"max by (instance) (max_over_time({CPU_BUSY.record}[$range])$targets)",
+    "ratio",
+    fallback=f"max by (instance) (max_over_time(({CPU_BUSY.expr.strip()})[$range:$step])$targets)",
+    limit=Limit(CPU_BUSY.alert),
+)
+MEMORY_AVAILABLE_LOW = Row(
+    "memory_available_low",
+    "Lowest memory available",
+    f"min by (instance) (min_over_time({MEMORY_AVAILABLE.record}[$range])$targets)",
+    "ratio",
+    fallback=f"min by (instance) (min_over_time(({MEMORY_AVAILABLE.expr})[$range:$step])$targets)",
+    limit=Limit(MEMORY_AVAILABLE.alert, below=True),
+)
+# a chart's p95 at each step from the raw histogram, when the recording rule has nothing
+_P95_FROM_BUCKETS = ("histogram_quantile(0.95, sum by (target, transaction, le) "
+                     '(rate(erp_transaction_duration_seconds_bucket{step="",$sel}[10m])))')
 
 CAPACITY_CHARTS = (
     Chart("users", "Logged-in ERP users", "max by (target) (erp_users_logged_in{$sel})", "count", ("target",),
@@ -200,8 +241,7 @@ CAPACITY_CHARTS = (
           fallback="max by (target) (erp_database_connections_used_ratio{$sel})"),
     Chart("latency", "Business transaction p95", f"max by (target, transaction) ({LATENCY_P95.selected('$sel')})",
           "seconds", ("target", "transaction"), limit=Limit(LATENCY_P95.alert),
-          fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
-          '(rate(erp_transaction_duration_seconds_bucket{step="",$sel}[10m])))'),
+          fallback=_P95_FROM_BUCKETS),
     Chart("database_size", "Database size", "max by (target) (erp_database_size_bytes{$sel})", "bytes",
           ("target",), forecast=True),
     Chart("filesystem", "Filesystem free", f"min by (instance, mountpoint) ({FILESYSTEM_AVAILABLE.selected('$fs')}"
@@ -260,15 +300,7 @@ CAPACITY = Report(
                     "count",
                     help="The peak while no closing period was on (no data without a business calendar).",
                 ),
-                Row(
-                    "connections_peak",
-                    "Peak database connections used",
-                    f"max by (target) (max_over_time({CONNECTIONS_USED.selected('$sel')}[$range]))",
-                    "ratio",
-                    fallback="max by (target) (max_over_time(erp_database_connections_used_ratio{$sel}[$range]))",
-                    limit=Limit(CONNECTIONS_USED.alert),
-                    help="Highest share of the database's connection limit in use.",
-                ),
+                CONNECTIONS_PEAK,
                 Row(
                     "connections_days_left",
                     "Days until connections reach the limit",
@@ -279,18 +311,7 @@ CAPACITY = Report(
                     help="At the linear trend of the connections used over the range ('never' when not rising).",
                     trend="erp_database_connections_used_ratio{$sel}",
                 ),
-                Row(
-                    "latency_p95_peak",
-                    "Peak p95 latency",
-                    f"max by (target, transaction) (max_over_time({LATENCY_P95.selected('$sel')}[$range]))",
-                    "seconds",
-                    detail=("transaction",),
-                    fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
-                    '(increase(erp_transaction_duration_seconds_bucket{step="",$sel}[$range])))',
-                    limit=Limit(LATENCY_P95.alert),
-                    help="Highest 5-minute p95 of each business transaction (without the recording rules: the p95 "
-                    "over the whole range).",
-                ),
+                LATENCY_P95_PEAK,
                 Row(
                     "database_size",
                     "Database size now",
@@ -327,28 +348,14 @@ CAPACITY = Report(
             subject="instance",
             subjects=_INSTANCES,
             rows=(
-                Row(
-                    "cpu_peak",
-                    "Peak CPU busy (5m average)",
-                    f"max by (instance) (max_over_time({CPU_BUSY.record}[$range])$targets)",
-                    "ratio",
-                    fallback=f"max by (instance) (max_over_time(({CPU_BUSY.expr.strip()})[$range:$step])$targets)",
-                    limit=Limit(CPU_BUSY.alert),
-                ),
+                CPU_PEAK,
                 Row(
                     "memory_used_peak",
                     "Peak memory used",
                     "max by (instance) (max_over_time(erp_host_memory_used_bytes[$range])$targets)",
                     "bytes",
                 ),
-                Row(
-                    "memory_available_low",
-                    "Lowest memory available",
-                    f"min by (instance) (min_over_time({MEMORY_AVAILABLE.record}[$range])$targets)",
-                    "ratio",
-                    fallback=f"min by (instance) (min_over_time(({MEMORY_AVAILABLE.expr})[$range:$step])$targets)",
-                    limit=Limit(MEMORY_AVAILABLE.alert, below=True),
-                ),
+                MEMORY_AVAILABLE_LOW,
                 Row(
                     "filesystem_free",
                     "Filesystem free now",
@@ -654,16 +661,8 @@ MONTH_END = Report(
                 Row("database_sessions_peak", "Peak database sessions",
                     "max by (target) (max_over_time(\n  sum by (job, instance, target) "
                     "(erp_database_sessions{$sel})[$range:$step]))", "count"),
-                Row("connections_peak", "Peak database connections used",
-                    f"max by (target) (max_over_time({CONNECTIONS_USED.selected('$sel')}[$range]))", "ratio",
-                    fallback="max by (target) (max_over_time(erp_database_connections_used_ratio{$sel}[$range]))",
-                    limit=Limit(CONNECTIONS_USED.alert)),
-                Row("latency_p95_peak", "Peak p95 latency",
-                    f"max by (target, transaction) (max_over_time({LATENCY_P95.selected('$sel')}[$range]))",
-                    "seconds", detail=("transaction",),
-                    fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
-                    '(increase(erp_transaction_duration_seconds_bucket{step="",$sel}[$range])))',
-                    limit=Limit(LATENCY_P95.alert)),
+                CONNECTIONS_PEAK,
+                LATENCY_P95_PEAK,
                 Row("transaction_failures", "Transaction failures",
                     "sum by (target, transaction) (increase(erp_transaction_failures_total{$sel}[$range]))",
                     "count", detail=("transaction",)),
@@ -682,14 +681,8 @@ MONTH_END = Report(
             subject="instance",
             subjects=_INSTANCES,
             rows=(
-                Row("cpu_peak", "Peak CPU busy (5m average)",
-                    f"max by (instance) (max_over_time({CPU_BUSY.record}[$range])$targets)", "ratio",
-                    fallback=f"max by (instance) (max_over_time(({CPU_BUSY.expr.strip()})[$range:$step])$targets)",
-                    limit=Limit(CPU_BUSY.alert)),
-                Row("memory_available_low", "Lowest memory available",
-                    f"min by (instance) (min_over_time({MEMORY_AVAILABLE.record}[$range])$targets)", "ratio",
-                    fallback=f"min by (instance) (min_over_time(({MEMORY_AVAILABLE.expr})[$range:$step])$targets)",
-                    limit=Limit(MEMORY_AVAILABLE.alert, below=True)),
+                CPU_PEAK,
+                MEMORY_AVAILABLE_LOW,
             ),
         ),
         Section(
@@ -713,8 +706,7 @@ MONTH_END = Report(
               "max by (target) (erp_database_probe_duration_seconds{$sel})", "seconds", ("target",)),
         Chart("latency", "Business transaction p95 through each close",
               f"max by (target, transaction) ({LATENCY_P95.selected('$sel')})", "seconds", ("target", "transaction"),
-              fallback="histogram_quantile(0.95, sum by (target, transaction, le) "
-              '(rate(erp_transaction_duration_seconds_bucket{step="",$sel}[10m])))'),
+              fallback=_P95_FROM_BUCKETS),
     ),
 )
 

@@ -52,12 +52,11 @@ class Line:
     status: str | None  # "ok", "warning", "critical"; None without a limit or a comparable value
     query: str  # the PromQL that answered (the fallback when the recording rule had nothing)
     history: History | None = None  # forecasts: the history the trend stands on (value None when too short)
+    range_seconds: float = 0.0  # the report's range in seconds, to judge the history against
 
     @property
     def not_enough_history(self) -> bool:
         return self.history is not None and not self.history.enough(self.range_seconds)
-
-    range_seconds: float = 0.0  # the report's range in seconds, to judge the history against
 
 
 @dataclass(frozen=True)
@@ -141,14 +140,15 @@ def normalise(row: Row, value: float) -> float:
     return value
 
 
-def _grouping(section: Section, row: Row) -> str:
-    return ", ".join(name for name in (section.subject, *row.detail) if name)
+def _grouping(section: Section, row: Row) -> list[str]:
+    """The labels a row's series are told apart by: the section's subject and the row's detail."""
+    return [name for name in (section.subject, *row.detail) if name]
 
 
 def history_queries(section: Section, row: Row, values: dict[str, str]) -> tuple[str, str]:
     """(samples, seconds) of the trend's series over the range, per subject and detail: what a forecast stands on."""
     series = expand(row.trend, values)
-    by = _grouping(section, row)
+    by = ", ".join(_grouping(section, row))
     points = f"max by ({by}) (count_over_time({series}[$range]))"
     stamps = f"timestamp({series})[$range:$step]"
     spread = f"max by ({by}) (max_over_time({stamps}) - min_over_time({stamps}))"
@@ -207,7 +207,7 @@ def run_report(report: Report, client: PrometheusClient, options: Options, *, ch
 def _histories(section: Section, row: Row, asker: _Asker, options: Options,
                values: dict[str, str]) -> dict[tuple[str, ...], History]:
     points_query, spread_query = history_queries(section, row, values)
-    names = [name for name in (section.subject, *row.detail) if name]
+    names = _grouping(section, row)
     points = {_key(s.labels, names): s.value for s in asker.query(points_query, options.end)}
     spreads = {_key(s.labels, names): s.value for s in asker.query(spread_query, options.end)}
     return {key: History(spreads.get(key, 0.0), int(count)) for key, count in points.items()}
@@ -246,7 +246,7 @@ def _lines(report: Report, asker: _Asker, options: Options) -> list[Line]:
                         lines.append(Line(section, subject, row, {}, None, None, query))
                     continue
                 found = []
-                names = [name for name in (section.subject, *row.detail) if name]
+                names = _grouping(section, row)
                 for sample in mine:
                     detail = {name: sample.labels[name] for name in row.detail if sample.labels.get(name)}
                     value: float | None = normalise(row, sample.value)
@@ -294,22 +294,28 @@ def closing_periods(series: list[Series], step: float) -> list[tuple[float, floa
     return sorted(spans)
 
 
-def fetch_charts(charts: tuple[Chart, ...], asker: _Asker | PrometheusClient, options: Options,
-                 start: float | None = None, end: float | None = None) -> list[ChartData]:
-    """Every chart's series over the range (or start..end), and the closing periods to shade."""
+def chart_series(asker: _Asker | PrometheusClient, chart: Chart, values: dict[str, str], start: float,
+                 end: float, step: float) -> tuple[str, list[Series]]:
+    """(the query that answered, its series in legend order): the chart's query, or its fallback when the
+    recording rule has nothing."""
+    query = expand(chart.expr, values)
+    series = asker.query_range(query, start, end, step)
+    if not series and chart.fallback:
+        fallback = expand(chart.fallback, values)
+        series = asker.query_range(fallback, start, end, step)
+        query = fallback if series else query
+    series.sort(key=lambda one: tuple(one.labels.get(name, "") for name in chart.legend))
+    return query, series
+
+
+def fetch_charts(charts: tuple[Chart, ...], asker: _Asker, options: Options) -> list[ChartData]:
+    """Every chart's series over the range, and the closing periods to shade."""
     values = variables(options)
-    first = options.start if start is None else start
-    last = options.end if end is None else end
+    first, last = options.start, options.end
     step = chart_step(last - first)
     closing = closing_periods(asker.query_range(expand(CLOSING, values), first, last, step), step)
     drawn = []
     for chart in charts:
-        query = expand(chart.expr, values)
-        series = asker.query_range(query, first, last, step)
-        if not series and chart.fallback:
-            fallback = expand(chart.fallback, values)
-            series = asker.query_range(fallback, first, last, step)
-            query = fallback if series else query
-        series.sort(key=lambda one: tuple(one.labels.get(name, "") for name in chart.legend))
+        query, series = chart_series(asker, chart, values, first, last, step)
         drawn.append(ChartData(chart, series, closing, query, first, last, last - first))
     return drawn

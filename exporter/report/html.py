@@ -11,7 +11,7 @@ from html import escape
 from exporter.report.definitions import Thresholds
 from exporter.report.engine import ChartData
 from exporter.report.plot import draw
-from exporter.report.render import Table
+from exporter.report.render import NO_DATA, NOT_ENOUGH_HISTORY, Table
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 2rem auto;
@@ -55,7 +55,7 @@ def _table(table: Table) -> str:
             classes = []
             if index in table.numeric:
                 classes.append("num")
-                if cell in ("no data", "not enough history"):
+                if cell in (NO_DATA, NOT_ENOUGH_HISTORY):
                     classes.append("nodata")
             if index == table.status and cell:
                 classes.append(cell)

@@ -22,12 +22,14 @@ from exporter.report.engine import (
     Options,
     Progress,
     ReportResult,
+    chart_series,
+    chart_step,
     closing_periods,
     expand,
     run_report,
     variables,
 )
-from exporter.report.render import Table, display
+from exporter.report.render import NO_DATA, Table, display
 from exporter.source.durations import format_duration
 
 SEARCH_AFTER_MONTH = 7 * 86400.0  # a close that starts in the month may run this far into the next one
@@ -111,14 +113,19 @@ def _options_for(options: Options, close: Close) -> Options:
 def run_month_end(client: PrometheusClient, options: Options, month: str | None, previous: int,
                   charts: bool = False, progress: Progress | None = None) -> MonthEndResult:
     """Find this month's close and the ``previous`` ones before it, and measure each."""
+    known: list[Close] = []
     if month is not None:
         year, number = parse_month(month)
     else:  # the month of the newest close that has started by the end of the range
         moment = datetime.fromtimestamp(options.end, UTC)
         year, number = moment.year, moment.month
-        if not find_close(client, options, year, number).found:
+        this_month = find_close(client, options, year, number)
+        if this_month.found:
+            known.append(this_month)
+        else:
             year, number = shift(year, number, -1)
-    closes = [find_close(client, options, *shift(year, number, -back)) for back in range(previous + 1)]
+    closes = [*known, *(find_close(client, options, *shift(year, number, -back))
+                        for back in range(len(known), previous + 1))]
     results: list[ReportResult | None] = []
     for index, close in enumerate(closes):
         results.append(run_report(MONTH_END, client, _options_for(options, close)) if close.found else None)
@@ -141,10 +148,7 @@ def close_charts(client: PrometheusClient, options: Options, closes: Sequence[Cl
         query = expand(chart.expr, values)
         for close in found:
             start, end = close.start or 0.0, close.end or 0.0
-            step = max(1.0, float(int((end - start) / 400)))
-            series = client.query_range(query, start, end, step)
-            if not series and chart.fallback:
-                series = client.query_range(expand(chart.fallback, values), start, end, step)
+            _, series = chart_series(client, chart, values, start, end, chart_step(end - start))
             lines.extend(Series({**one.labels, "close": close.month},
                                 tuple((t - start, v) for t, v in one.points)) for one in series)
         relative = replace(chart, legend=("close", *chart.legend))
@@ -212,7 +216,7 @@ def month_end_tables(result: MonthEndResult) -> list[Table]:
                 "change vs previous close"]
         rows = []
         for one in mine:
-            values = [display(line) if line is not None else "no data" for line in one.lines]
+            values = [display(line) if line is not None else NO_DATA for line in one.lines]
             first = one.lines[0]
             status = first.status.upper() if first is not None and first.status not in (None, "ok") else ""
             before = one.lines[1] if len(one.lines) > 1 else None

@@ -72,8 +72,8 @@ def _thresholds(axes: Any, data: ChartData, thresholds: Thresholds, divisor: flo
                          label=f"{name} ({value / divisor:g})")
 
 
-def _forecast(axes: Any, data: ChartData, divisor: float, color: str, points: list[tuple[float, float]]) -> None:
-    _moment = _x(data)
+def _forecast(axes: Any, data: ChartData, divisor: float, color: str, points: list[tuple[float, float]],
+              moment: Any) -> None:
     """The least-squares line through the range, drawn ahead of its end when the history is enough."""
     history = history_of(points)
     if not history.enough(data.range_seconds):
@@ -83,7 +83,7 @@ def _forecast(axes: Any, data: ChartData, divisor: float, color: str, points: li
         return
     ahead = data.end + FORECAST_AHEAD * data.range_seconds
     times = [points[0][0], ahead]
-    axes.plot([_moment(t) for t in times], [trend.at(t) / divisor for t in times], color=color, linestyle="--",
+    axes.plot([moment(t) for t in times], [trend.at(t) / divisor for t in times], color=color, linestyle="--",
               linewidth=1, alpha=0.8)
 
 
@@ -107,7 +107,7 @@ def draw(data: ChartData, thresholds: Thresholds, image: Image) -> bytes:
             axes.plot([_moment(t) for t, _ in points], [v / divisor for _, v in points], color=color, linewidth=1.3,
                       label=_label(dict(series.labels), data.chart.legend))
             if data.chart.forecast:
-                _forecast(axes, data, divisor, color, points)
+                _forecast(axes, data, divisor, color, points, _moment)
         _thresholds(axes, data, thresholds, divisor)
         if not data.series:
             axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center", color="#777")

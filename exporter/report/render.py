@@ -15,6 +15,7 @@ from exporter.report.engine import Line, ReportResult
 
 NO_DATA = "no data"
 NEVER = "never at this trend"
+NOT_ENOUGH_HISTORY = "not enough history"
 NOT_A_NUMBER = "n/a (NaN)"  # Prometheus answered NaN: a ratio of two zeros, a quantile of no observations
 LEVELS = ("ok", "warning", "critical")
 FORMATS = ("text", "markdown", "json", "html")
@@ -116,7 +117,7 @@ def header(result: ReportResult) -> list[tuple[str, str]]:
 def display(line: Line) -> str:
     """The value cell: the formatted value, or why a forecast has none."""
     if line.not_enough_history:
-        return "not enough history"
+        return NOT_ENOUGH_HISTORY
     return format_value(line.value, line.row.unit)
 
 
