@@ -22,8 +22,10 @@ APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 	postgresql mariadb-server mariadb-client \
 	prometheus prometheus-alertmanager \
 	python3-venv openssl procps
+# Only the tests need these: headless Chromium opens the HTML reports.
+TEST_APT_PACKAGES := chromium
 
-.PHONY: help demo stack test lint typecheck unit system-packages venv tryton dashboards rules clean
+.PHONY: help demo stack test lint typecheck unit system-packages test-packages apt-install venv tryton dashboards rules clean
 
 help:
 	@echo "make demo    install, start a demo Tryton ERP, run the exporter on it on $(LISTEN)"
@@ -33,8 +35,14 @@ help:
 	@echo "make dashboards  regenerate grafana_dashboards/*.json (after changing thresholds or rules)"
 
 system-packages:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+test-packages:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
+
+apt-install:
 	@missing=""; \
-	for package in $(APT_PACKAGES); do \
+	for package in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -76,7 +84,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv tryton
+unit: venv tryton test-packages
 	$(BIN)/pytest
 
 test: lint typecheck unit

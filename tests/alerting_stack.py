@@ -124,7 +124,8 @@ def start_alertmanager(config: Path, workdir: Path) -> Alertmanager:
     return Alertmanager(process, f"http://{HOST}:{port}", config)
 
 
-def start_prometheus(config: Path, workdir: Path) -> Prometheus:
+def start_prometheus(config: Path, workdir: Path, extra: Sequence[str] = ()) -> Prometheus:
+    """Debian's Prometheus on a free loopback port, its data in `workdir`/prom-data; `extra` flags appended."""
     port = free_port()
     process = ManagedProcess(
         "prometheus",
@@ -132,7 +133,7 @@ def start_prometheus(config: Path, workdir: Path) -> Prometheus:
          f"--web.listen-address={HOST}:{port}",
          # Send firing alerts to Alertmanager again every second, not every minute (toolchain.md: with the
          # default the first alert is dropped while Alertmanager is still being discovered).
-         "--rules.alert.resend-delay=1s"],
+         "--rules.alert.resend-delay=1s", *extra],
         workdir / "prometheus.log",
         f"http://{HOST}:{port}/-/ready",
     )

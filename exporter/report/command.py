@@ -192,11 +192,17 @@ def terminal_progress(kind: str) -> Progress | None:
         return None
 
     def show(done: int, total: int) -> None:
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\rerp-exporter report {kind}: {done}/{total} queries{end}")
+        sys.stderr.write(f"\rerp-exporter report {kind}: {done}/{total} queries")
         sys.stderr.flush()
 
     return show
+
+
+def clear_progress(progress: Progress | None) -> None:
+    """Erase the progress line, so what follows on the terminal (the report, an error) starts clean."""
+    if progress is not None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -249,11 +255,14 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         if args.kind == "month-end":
             month_end = run_month_end(client, options, args.month, previous, charts=charts, progress=progress)
+            clear_progress(progress)
             write_month_end(month_end, args.format, args.output, thresholds)
         else:
             result = run_report(REPORTS[args.kind], client, options, charts=charts, progress=progress)
+            clear_progress(progress)
             write_report(result, args.format, args.output)
     except PrometheusError as exc:
+        clear_progress(progress)
         print(f"erp-exporter report: {exc}", file=sys.stderr)
         return EXIT_PROMETHEUS
     except OSError as exc:

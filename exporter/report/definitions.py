@@ -9,6 +9,7 @@ A row's expression is a template evaluated as one instant query at the end of th
 - ``$targets`` for rows about exporter instances (hosts, backups): `` and on (job, instance) ...`` keeping only
   the instances that watch a selected target (empty without filters);
 - ``$step_seconds`` the same step as a number, to turn a count of subquery steps into time;
+- ``$history_step`` the coarser step (the range / 200) a forecast's history is measured on;
 - ``$fs``, ``$dbmounts`` and ``$calendar``: the filesystem and calendar selectors of alert_rules/thresholds.yml.
 
 A row with a ``trend`` is a forecast: ``trend`` is the raw series the trend stands on, and the engine asks how
@@ -235,7 +236,7 @@ _P95_FROM_BUCKETS = ("histogram_quantile(0.95, sum by (target, transaction, le) 
 CAPACITY_CHARTS = (
     Chart("users", "Logged-in ERP users", "max by (target) (erp_users_logged_in{$sel})", "count", ("target",),
           limit=Limit("ErpMonthEndUsersTrend", critical_key=None), forecast=True,
-          help="Distinct users logged in, against the users the system is sized for; dashed: the trend ahead."),
+          help="Distinct users logged in, against the users the system is sized for."),
     Chart("connections", "Database connections used", f"max by (target) ({CONNECTIONS_USED.selected('$sel')})",
           "ratio", ("target",), limit=Limit(CONNECTIONS_USED.alert), forecast=True,
           fallback="max by (target) (erp_database_connections_used_ratio{$sel})"),

@@ -67,11 +67,12 @@ def _table(table: Table) -> str:
 
 
 def _figure(data: ChartData, thresholds: Thresholds) -> str:
-    caption = data.chart.help or data.chart.title
+    parts = [data.chart.help] if data.chart.help else []
     if data.closing:
-        caption += " Shaded: closing periods of the business calendar."
+        parts.append("Shaded: closing periods of the business calendar.")
     if data.chart.forecast:
-        caption += " Dashed: the least-squares trend of each series ahead (drawn only with enough history)."
+        parts.append("Dashed: the least-squares trend of each series ahead (drawn only with enough history).")
+    caption = " ".join(parts)
     return (f"<figure>{inline_svg(draw(data, thresholds, 'svg'))}"
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 

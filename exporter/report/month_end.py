@@ -87,21 +87,40 @@ def month_start(year: int, month: int) -> float:
 
 
 def find_close(client: PrometheusClient, options: Options, year: int, month: int) -> Close:
-    """The close of one month from the calendar series, cut at the report's end when still on."""
+    """The close of one month from the calendar series, cut at the report's end when still on.
+
+    The run is found on a grid of up to 10,000 steps over the month and a week; its start and end are then
+    looked for again second by second within one step, so a close that begins at midnight says midnight.
+    """
     begin = month_start(year, month)
     following = month_start(*shift(year, month, 1))
     end = min(following + SEARCH_AFTER_MONTH, options.end)
     name = month_name(year, month)
     if end <= begin:
         return Close(name, None, None)
+    calendar = expand(CLOSING, variables(options))
     step = max(60.0, float(int((end - begin) / 10_000)))
-    series: list[Series] = client.query_range(expand(CLOSING, variables(options)), begin, end, step)
+    series: list[Series] = client.query_range(calendar, begin, end, step)
     starting = [span for span in closing_periods(series, step) if begin <= span[0] < following]
     if not starting:
         return Close(name, None, None)
-    start, last = starting[-1]
-    in_progress = last >= end - step
-    return Close(name, start, min(last + step, options.end) if not in_progress else options.end, in_progress)
+    first_on, last_on = starting[-1]
+    start = _first_moment(client, calendar, max(begin, first_on - step), first_on, on=True) or first_on
+    off = _first_moment(client, calendar, last_on, min(last_on + step, end), on=False)
+    if off is None:
+        return Close(name, start, end, in_progress=True)
+    return Close(name, start, off)
+
+
+def _first_moment(client: PrometheusClient, calendar: str, after: float, until: float, *, on: bool) -> float | None:
+    """The first second in (after, until] at which the calendar is on, or (``on=False``) no longer on: off, or
+    no data because the series stopped."""
+    if until <= after:
+        return None
+    grid = [after + second for second in range(1, int(until - after) + 1)]
+    on_at = {moment for one in client.query_range(calendar, grid[0], grid[-1], 1.0)
+             for moment, value in one.points if value >= 1} if grid else set()
+    return next((moment for moment in grid if (moment in on_at) == on), None)
 
 
 def _options_for(options: Options, close: Close) -> Options:
@@ -165,6 +184,7 @@ class Compared:
 
     section: str
     subject: str
+    row: str
     title: str
     detail: str
     lines: list[Line | None]
@@ -198,7 +218,7 @@ def compared(result: MonthEndResult) -> list[Compared]:
     sections = [section.key for section in MONTH_END.sections]
     rows = [row.key for section in MONTH_END.sections for row in section.rows]
     order.sort(key=lambda key: (sections.index(key[0]), key[1], rows.index(key[2]), key[3]))
-    return [Compared(key[0], key[1], titles[key], key[3], found[key]) for key in order]
+    return [Compared(key[0], key[1], key[2], titles[key], key[3], found[key]) for key in order]
 
 
 def close_label(close: Close) -> str:
@@ -253,7 +273,8 @@ def month_end_json(result: MonthEndResult) -> dict[str, object]:
         first = one.lines[0]
         before = one.lines[1] if len(one.lines) > 1 else None
         rows.append({
-            "section": one.section, "subject": one.subject, "title": one.title, "detail": one.detail,
+            "section": one.section, "subject": one.subject, "row": one.row, "title": one.title,
+            "detail": one.detail,
             "unit": next(line.row.unit for line in one.lines if line is not None),
             "values": {close.month: (line.value if line is not None and line.value is not None
                                      and math.isfinite(line.value) else None)

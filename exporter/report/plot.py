@@ -82,6 +82,8 @@ def _forecast(axes: Any, data: ChartData, divisor: float, color: str, points: li
     if trend is None:
         return
     ahead = data.end + FORECAST_AHEAD * data.range_seconds
+    if trend.at(ahead) < 0 <= trend.at(data.end) and (zero := trend.reaches(0.0)) is not None:
+        ahead = zero  # what the charts show (sizes, counts, shares) stops at zero rather than going below it
     times = [points[0][0], ahead]
     axes.plot([moment(t) for t in times], [trend.at(t) / divisor for t in times], color=color, linestyle="--",
               linewidth=1, alpha=0.8)

@@ -32,6 +32,8 @@ def _iec(value: float) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0 s"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
@@ -151,7 +153,8 @@ def tables(result: ReportResult) -> list[Table]:
 
 def text_tables(title: str, head_lines: list[tuple[str, str]], found: list[Table]) -> str:
     out = [title]
-    out += [f"{name + ':':<12}{value}" for name, value in head_lines]
+    width = max([12, *(len(name) + 2 for name, _ in head_lines)])
+    out += [f"{name + ':':<{width}}{value}" for name, value in head_lines]
     for table in found:
         out += ["", f"== {table.title} =="]
         if not table.rows:
