@@ -1,8 +1,10 @@
 """Turn stored results into the Prometheus text format, and keep the rendering cached.
 
 A scrape is a memory copy: the rendered text (plain and gzip) is rebuilt only when a result changed,
-a result went stale, or the cache grew old. prometheus_client does the formatting, so escaping and
-the format's details are its job, not ours.
+a result went stale, or the cache grew old. Rebuilding formats only what changed: each check's families
+become text once, when its result lands (exporter/text_format.py), and a rendering joins those pieces,
+each metric family's lines in one group under one # HELP / # TYPE as the format requires. Only the
+per-check bookkeeping, the exporter's own metrics and the process metrics are formatted every time.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.metrics import HistogramValue, MetricFamily, MetricType
+from exporter.metrics import HistogramValue, MetricFamily, MetricSpec, MetricType
 from exporter.self_metrics import check_families
-from exporter.store import CheckState, ResultStore
+from exporter.store import CheckKey, CheckState, ResultStore
+from exporter.text_format import header, samples_text
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_CACHE_AGE = 30.0  # seconds; keeps process metrics reasonably fresh on a quiet exporter
@@ -86,6 +89,61 @@ class _FamiliesCollector(Collector):
         return iter(self._metrics)
 
 
+FormattedFamilies = tuple[tuple[MetricSpec, str], ...]
+
+
+def format_families(families: Iterable[MetricFamily]) -> FormattedFamilies:
+    """Each family's sample lines as text, with its spec (for the header and the grouping by name)."""
+    return tuple((family.spec, samples_text(family)) for family in families)
+
+
+def assemble(pieces: Iterable[FormattedFamilies]) -> str:
+    """The exposition text of formatted pieces: families of the same name grouped under the first one's
+    header, in the order names are first seen."""
+    groups: dict[str, tuple[MetricSpec, list[str]]] = {}
+    for piece in pieces:
+        for spec, text in piece:
+            group = groups.get(spec.name)
+            if group is None:
+                groups[spec.name] = (spec, [text])
+            else:
+                group[1].append(text)
+    return "".join(header(spec) + "".join(texts) for spec, texts in groups.values())
+
+
+class _FormattedChecks:
+    """The text of each check, formatted when its state changes and reused until the next change: its data
+    families (kept while only the bookkeeping changes) and what the scheduler counted about it."""
+
+    def __init__(self) -> None:
+        self._data: dict[CheckKey, tuple[tuple[MetricFamily, ...], FormattedFamilies]] = {}
+        self._bookkeeping: dict[CheckKey, tuple[CheckState, bool, FormattedFamilies]] = {}
+
+    def data(self, state: CheckState) -> FormattedFamilies:
+        cached = self._data.get(state.key)
+        if cached is not None and cached[0] is state.families:
+            return cached[1]
+        formatted = format_families(state.families)
+        self._data[state.key] = (state.families, formatted)
+        return formatted
+
+    def bookkeeping(self, state: CheckState, now_monotonic: float) -> FormattedFamilies:
+        stale = state.is_stale(now_monotonic)
+        cached = self._bookkeeping.get(state.key)
+        if cached is not None and cached[0] is state and cached[1] == stale:
+            return cached[2]
+        formatted = format_families(check_families([state], now_monotonic))
+        self._bookkeeping[state.key] = (state, stale, formatted)
+        return formatted
+
+    def forget_all_but(self, keys: Iterable[CheckKey]) -> None:
+        """Drop the text of checks a reload removed."""
+        kept = set(keys)
+        for texts in (self._data, self._bookkeeping):
+            for key in [key for key in texts if key not in kept]:
+                del texts[key]
+
+
 class Exposition:
     """Caches renderings of the store, per scope (all targets, or one target for /probe)."""
 
@@ -104,7 +162,11 @@ class Exposition:
         self._render_lock = threading.Lock()
         self._cache: dict[str | None, Rendered] = {}
         self._renders = 0
-        self._process = ProcessCollector(registry=None) if include_process_metrics else None
+        self._formatted = _FormattedChecks()  # used under _render_lock only
+        self._process: CollectorRegistry | None = None
+        if include_process_metrics:
+            self._process = CollectorRegistry(auto_describe=False)
+            self._process.register(ProcessCollector(registry=None))
 
     @property
     def renders(self) -> int:
@@ -140,15 +202,17 @@ class Exposition:
         now = self._monotonic()
         with self._lock:
             self._renders += 1
-        families = families_for(states, now, target)
+        selected = [state for state in states if target is None or state.key.target == target]
         if target is None:
-            families.extend(self._exporter_families())
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_FamiliesCollector(to_client_metrics(families)))
+            self._formatted.forget_all_but(state.key for state in states)
+        pieces = [self._formatted.data(state) for state in selected if not state.is_stale(now)]
+        pieces += [self._formatted.bookkeeping(state, now) for state in selected]
+        if target is None:
+            pieces.append(format_families(self._exporter_families()))
+        text = assemble(pieces).encode()
         if self._process is not None and target is None:
-            registry.register(self._process)
-        plain = generate_latest(registry)
-        return Rendered(plain, gzip.compress(plain, compresslevel=6), version, _valid_until(states, now))
+            text += generate_latest(self._process)
+        return Rendered(text, gzip.compress(text, compresslevel=1), version, _valid_until(states, now))
 
 
 def _valid_until(states: Iterable[CheckState], now: float) -> float:
