@@ -12,17 +12,18 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from exporter.metrics import HistogramValue, MetricFamily, MetricSpec, MetricType
+from exporter.process_metrics import ProcessMetrics
 from exporter.self_metrics import check_families
 from exporter.store import CheckKey, CheckState, ResultStore
 from exporter.text_format import header, samples_text
+
+if TYPE_CHECKING:  # the client library is only loaded by `once --metrics`, never by serve
+    from prometheus_client.metrics_core import Metric
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_CACHE_AGE = 30.0  # seconds; keeps process metrics reasonably fresh on a quiet exporter
@@ -51,6 +52,8 @@ def families_for(
 
 def to_client_metrics(families: Iterable[MetricFamily]) -> list[Metric]:
     """Merge families by name and convert them to prometheus_client metrics."""
+    from prometheus_client.metrics_core import Metric  # noqa: PLC0415 - loaded on first use
+
     merged: dict[str, Metric] = {}
     for family in families:
         spec = family.spec
@@ -79,14 +82,6 @@ def _add_histogram(metric: Metric, name: str, labels: dict[str, str], value: His
 
 def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
-
-
-class _FamiliesCollector(Collector):
-    def __init__(self, metrics: list[Metric]) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._metrics)
 
 
 FormattedFamilies = tuple[tuple[MetricSpec, str], ...]
@@ -163,10 +158,7 @@ class Exposition:
         self._cache: dict[str | None, Rendered] = {}
         self._renders = 0
         self._formatted = _FormattedChecks()  # used under _render_lock only
-        self._process: CollectorRegistry | None = None
-        if include_process_metrics:
-            self._process = CollectorRegistry(auto_describe=False)
-            self._process.register(ProcessCollector(registry=None))
+        self._process = ProcessMetrics() if include_process_metrics else None
 
     @property
     def renders(self) -> int:
@@ -209,9 +201,9 @@ class Exposition:
         pieces += [self._formatted.bookkeeping(state, now) for state in selected]
         if target is None:
             pieces.append(format_families(self._exporter_families()))
+            if self._process is not None:
+                pieces.append(format_families(self._process.families()))
         text = assemble(pieces).encode()
-        if self._process is not None and target is None:
-            text += generate_latest(self._process)
         return Rendered(text, gzip.compress(text, compresslevel=1), version, _valid_until(states, now))
 
 

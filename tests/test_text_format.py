@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import math
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from alerting_rules import binary
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-from exporter.exposition import _FamiliesCollector, assemble, format_families, to_client_metrics
+from exporter.exposition import assemble, format_families, to_client_metrics
 from exporter.metrics import HistogramValue, MetricFamily, counter, gauge, histogram
+from exporter.process_metrics import ProcessMetrics
 from exporter.text_format import format_float
+
+
+class Families(Collector):
+    """prometheus_client's view of our families: the formatter the exporter used before its own."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._metrics)
+
 
 AWKWARD_VALUES = [0.0, -0.0, 1.0, -1.5, 1e6, 1234567.0, 12345678.9, 1e21, 1e-7, 0.1 + 0.2, math.inf, -math.inf,
                   math.nan, 2.0**53, 123456.0]
@@ -37,7 +54,7 @@ def families() -> list[MetricFamily]:
 
 def client_text(found: list[MetricFamily]) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_FamiliesCollector(to_client_metrics(found)))
+    registry.register(Families(to_client_metrics(found)))
     return generate_latest(registry).decode()
 
 
@@ -65,3 +82,20 @@ def test_promtool_accepts_the_text() -> None:
 def test_floats_are_written_as_go_writes_them() -> None:
     assert [format_float(v) for v in (1e6, 1234567.0, 0.5, math.inf, -math.inf, math.nan, 1e-7)] == [
         "1e+06", "1.234567e+06", "0.5", "+Inf", "-Inf", "NaN", "1e-07"]
+
+
+def test_process_metrics_are_the_client_librarys_names_and_types() -> None:
+    from prometheus_client import ProcessCollector
+
+    ours = {(family.spec.name, family.spec.type.value) for family in ProcessMetrics().families()}
+    theirs = {(metric.name + ("_total" if metric.type == "counter" else ""), metric.type)
+              for metric in ProcessCollector(registry=None).collect()}
+    assert ours == theirs
+    assert len(ours) == 6
+
+
+def test_process_resident_memory_is_this_process_rss() -> None:
+    (rss,) = [family for family in ProcessMetrics().families() if family.spec.name == "process_resident_memory_bytes"]
+    status = Path("/proc/self/status").read_text()
+    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    assert rss.samples[0].value == pytest.approx(kib * 1024, rel=0.2)

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names as the config writes them, in `date.weekday()` order (Monday is 0)."""
 
@@ -38,6 +36,7 @@ def zone(name: str) -> ZoneInfo:
 
 def check_country(code: str) -> str:
     """`code` if the holidays package has public holidays for it; else ValueError naming the problem."""
+    import holidays  # noqa: PLC0415 - 3 MiB, loaded when a calendar is configured
     supported = holidays.list_supported_countries()
     if code in supported:
         return code
@@ -51,6 +50,7 @@ def check_country(code: str) -> str:
 
 def check_subdivision(country: str, code: str) -> str:
     """`code` if it is a subdivision (or a subdivision alias) of `country`; else ValueError listing them."""
+    import holidays  # noqa: PLC0415 - 3 MiB, loaded when a calendar is configured
     entity = holidays.country_holidays(country)
     known = tuple(entity.subdivisions)
     if code in known or code in entity.subdivisions_aliases:
@@ -95,6 +95,7 @@ class BusinessCalendar:
 
     def public_holidays(self, year: int) -> frozenset[date]:
         """The public holidays of the country and subdivision in `year` (none without a country)."""
+        import holidays  # noqa: PLC0415 - 3 MiB, loaded when a calendar is configured
         with self._lock:
             cached = self._public.get(year)
             if cached is None:

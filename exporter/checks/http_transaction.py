@@ -42,15 +42,12 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
-
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
 from exporter.checks.base import BaseCheck, CheckError, ErrorReason, RunContext
 from exporter.checks.registry import CheckKind, ScheduledCheck
@@ -61,10 +58,15 @@ from exporter.config.model import HttpTransactionConfig, TrytonTransactionConfig
 from exporter.config.schedule import check_schedule
 from exporter.metrics import MetricFamily, MetricSpec, gauge
 
+if TYPE_CHECKING:  # requests (6 MiB) is imported when the first transaction runs, not with the exporter
+    import requests
+    from requests.adapters import HTTPAdapter
+
 log = logging.getLogger(__name__)
 
-# verify: false is the user's explicit choice for this transaction; urllib3 would warn on every request.
-warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+# verify: false is the user's explicit choice for this transaction; urllib3 would warn on every request
+# (matched by its text, so that urllib3 need not be imported for the filter).
+warnings.filterwarnings("ignore", message="Unverified HTTPS request")
 
 SOURCE = "http"
 REASONS: tuple[str, ...] = ("connect", "timeout", "status", "content", "auth", "other")
@@ -219,17 +221,25 @@ class HttpTransactionCheck(BaseCheck):
 # --- one run ---------------------------------------------------------------------------------------
 
 
-class _ServerNameAdapter(HTTPAdapter):
-    """Sends `server_name` as SNI and verifies the certificate for it instead of the URL's host."""
+@cache
+def _server_name_adapter_class() -> Callable[[str], HTTPAdapter]:
+    """The adapter class, defined on first use so that requests loads only when a transaction runs."""
+    from requests.adapters import HTTPAdapter  # noqa: PLC0415 - loaded on first use
 
-    def __init__(self, server_name: str) -> None:
-        self._server_name = server_name
-        super().__init__()
+    class ServerNameAdapter(HTTPAdapter):
+        """Sends `server_name` as SNI and verifies the certificate for it instead of the URL's host."""
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        pool_kwargs["server_hostname"] = self._server_name
-        pool_kwargs["assert_hostname"] = self._server_name
-        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        def __init__(self, server_name: str) -> None:
+            self._server_name = server_name
+            super().__init__()
+
+        def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                             **pool_kwargs: Any) -> None:
+            pool_kwargs["server_hostname"] = self._server_name
+            pool_kwargs["assert_hostname"] = self._server_name
+            super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+
+    return ServerNameAdapter
 
 
 class _Runner:
@@ -241,6 +251,8 @@ class _Runner:
         self._secrets = list(secrets)
         self._ids = 0
         self._closed = threading.Event()
+        import requests  # noqa: PLC0415 - loaded on first use
+
         http = requests.Session()
         http.trust_env = False  # no proxies, no .netrc credentials from the environment
         tls = scenario.tls
@@ -248,7 +260,7 @@ class _Runner:
         if tls.cert_file is not None:
             http.cert = (tls.cert_file, tls.key_file) if tls.key_file is not None else tls.cert_file
         if tls.server_name is not None:
-            http.mount("https://", _ServerNameAdapter(tls.server_name))
+            http.mount("https://", _server_name_adapter_class()(tls.server_name))
         if scenario.protocol == "http" and scenario.credentials is not None:
             http.auth = (scenario.credentials.username, scenario.credentials.password)
         self.http = http
@@ -429,6 +441,8 @@ class _Runner:
         data: bytes | None,
         timeout: float | None = None,
     ) -> _Answer:
+        import requests  # noqa: PLC0415 - loaded on first use
+
         limit = timeout if timeout is not None else self._time_left(step, self.scenario.step_timeout)
         started = time.monotonic()
         step_deadline = started + limit
@@ -461,6 +475,9 @@ def _seconds(limit: float) -> str:
 
 def _classify(exc: requests.RequestException, limit: float) -> tuple[str, str]:
     """The failure reason and a short, secret-free description of a requests exception."""
+    import requests  # noqa: PLC0415 - loaded on first use
+    import urllib3  # noqa: PLC0415
+
     cause = _root_cause(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         return "connect", f"TLS failed: {_describe_os_error(cause)}"

@@ -12,9 +12,10 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # requests loads when a report runs, not with every erp-exporter command
+    import requests
 
 
 class PrometheusError(Exception):
@@ -119,7 +120,11 @@ class PrometheusClient:
         self.timeout = timeout
         self.auth = auth or Auth()
         self.verify: bool | str = ca_file or True
-        self._session = session or requests.Session()
+        if session is None:
+            import requests  # noqa: PLC0415 - loaded on first use
+
+            session = requests.Session()
+        self._session = session
         if self.auth.bearer_token:
             self._session.headers["Authorization"] = f"Bearer {self.auth.bearer_token}"
         elif self.auth.username:
@@ -168,6 +173,8 @@ class PrometheusClient:
         return f"Prometheus at {self.display_url}"
 
     def _get(self, api: str, params: dict[str, str]) -> requests.Response:
+        import requests  # noqa: PLC0415 - loaded on first use
+
         endpoint = f"{self.url}/api/v1/{api}"
         where = self._where
         try:
