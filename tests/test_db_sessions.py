@@ -446,3 +446,22 @@ targets:{pg_target("down", postgres_disruptable.port)}{pg_target("up", pg.port)}
             running.wait_for_run(target, check, before, timeout=5)
             assert running.state(target, check).success is True, running.state(target, check).error_message
         assert running.value("erp_database_max_connections", target="up") == int(pg.psql("SHOW max_connections"))
+
+
+# --- the probe's fresh connection and the pool ---------------------------------------------------------------
+
+
+def backend_pid(database: TargetDatabase, fresh: bool) -> int:
+    with database.session(RunContext(timeout=10.0), fresh=fresh) as session:
+        return int(session.query("SELECT pg_backend_pid()").rows[0][0])
+
+
+def test_fresh_connections_for_login_timing_never_push_a_pooled_session_out(pg: PostgresServer) -> None:
+    attributes = {"server": pg.host, "port": str(pg.port), "database": "appdb"}
+    with closing(odbc_database("PostgreSQL Unicode", attributes, "exporter", "exporterpw",
+                               max_connections=2)) as database:
+        pooled = backend_pid(database, fresh=False)
+        probes = [backend_pid(database, fresh=True) for _ in range(3)]
+        assert len(set(probes)) == 3 and pooled not in probes  # each probe logs in anew
+        assert database.pool_stats().open == 1  # the probes' connections were closed, not pooled
+        assert backend_pid(database, fresh=False) == pooled  # the pooled session survived every probe

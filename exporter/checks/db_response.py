@@ -1,8 +1,8 @@
 """Database response: can we log in, how long does it take, how long does a probe query take.
 
 With `fresh_connection` (the default) every run opens a new connection, so a refused login, an
-exhausted connection limit or a slow authentication server shows up at once; the connection then
-joins the pool in place of the oldest idle one, so the count stays within max_connections.
+exhausted connection limit or a slow authentication server shows up at once; the connection is closed
+after the run, so it never pushes a pooled session (and its session setup) out of the pool.
 """
 
 from __future__ import annotations

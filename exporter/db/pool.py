@@ -46,6 +46,7 @@ class Lease:
     connection: OpenConnection
     reused: bool
     hung: bool = False
+    fresh: bool = False  # opened for this run alone (login timing): closed after it, never pooled
     unregister_abandon: Callable[[], None] = field(default=lambda: None)
 
 
@@ -131,7 +132,9 @@ class ConnectionPool:
                 old.close()
             if reused is not None:
                 return self._lease(reused, token, reused=True)
-            return self._lease(self._connect(classify, deadline), token, reused=False)
+            lease = self._lease(self._connect(classify, deadline), token, reused=False)
+            lease.fresh = fresh
+            return lease
         except BaseException:
             with self._cond:
                 self._in_use -= 1
@@ -139,9 +142,13 @@ class ConnectionPool:
             raise
 
     def release(self, lease: Lease, broken: bool = False) -> None:
-        """Return a connection; broken or hung connections are closed, never reused."""
+        """Return a connection; broken, hung and fresh ones are closed, never reused.
+
+        A fresh connection (the probe's, to time a login) joining the idle ones would push the oldest pooled
+        session out at the next probe: a new backend and its session setup every interval for nothing.
+        """
         lease.unregister_abandon()
-        keep = not (broken or lease.hung or self._closed)
+        keep = not (broken or lease.hung or lease.fresh or self._closed)
         with self._cond:
             self._in_use -= 1
             if lease.hung:
