@@ -230,3 +230,17 @@ def test_mariadb_select_only_login_is_reported_safe(mariadb: MariaDBServer) -> N
     finally:
         db.close()
         mariadb.sql("DROP USER 'erp_monitor'@'127.0.0.1'")
+
+
+def test_a_new_postgresql_connection_costs_one_setup_statement_and_is_read_only_and_named(
+    pg_db: TargetDatabase,
+) -> None:
+    before = pg_db.statements_total
+    with pg_db.session(RunContext(timeout=10.0), fresh=True) as session:
+        setup = pg_db.statements_total - before
+        read_only, name = session.query("SELECT current_setting('default_transaction_read_only'), "
+                                        "current_setting('application_name')").rows[0]
+        assert session.connection.read_only is True
+        assert session.connection.dbms_version.split(".")[0].isdigit()
+    assert setup == 1  # set_config of both settings and the version in one round trip
+    assert (read_only, name) == ("on", "erp-exporter")

@@ -18,6 +18,10 @@ class DialectSession:
     version_query: str | None
     probe_query: str
     statement_timeout: str | None  # format with seconds=..., milliseconds=...
+    # One round trip for setup, read-only probe and version where the dialect allows it: every statement on a
+    # new connection is a round trip and a line in the server's log. One row: (read-only value, version).
+    # When it fails, the statements above are run one by one (and a refused one is logged).
+    combined: str | None = None
 
 
 SESSIONS: dict[Dialect, DialectSession] = {
@@ -30,6 +34,9 @@ SESSIONS: dict[Dialect, DialectSession] = {
         version_query="SHOW server_version",
         probe_query="SELECT 1",
         statement_timeout="SET statement_timeout = {milliseconds}",
+        combined=("SELECT set_config('default_transaction_read_only', 'on', false), "
+                  "set_config('application_name', 'erp-exporter', false) IS NOT NULL, "
+                  "current_setting('server_version')"),
     ),
     Dialect.MYSQL: DialectSession(
         setup=("SET SESSION TRANSACTION READ ONLY",),

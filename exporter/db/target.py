@@ -151,6 +151,16 @@ class TargetDatabase:
         session = session_for(dialect)
         cursor = raw.cursor()
         try:
+            if session.combined is not None:
+                self.count_statement()
+                try:
+                    row = cursor.execute(session.combined).fetchone()
+                except pyodbc.Error as exc:
+                    log.info("combined session setup refused, setting up step by step",
+                             extra={"target": self.name, "err": error_message(exc, self._secrets)})
+                else:
+                    if row is not None:
+                        return is_truthy(row[0]), str(row[-1] or "").split()[0][:64] if row[-1] else ""
             for statement in session.setup:
                 self.count_statement()
                 try:
