@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/render_benchmark.py [--series 10000] [--small-checks 20] [--rounds 30]
 
 A store holds one check with --series series and --small-checks checks of 5 series each. Each round records
-a new result of one small check and renders the page (plain + gzip), as the render loop does when a result
-lands. Printed: CPU ms per render with the exporter's formatter (each check's text formatted once, when it
-lands) and with the previous path (every family converted to prometheus_client metrics and formatted by
-generate_latest on every render), and the ratio. CPU time of this process, so a loaded host shifts both alike.
+a new result of one small check and renders the page (plain + gzip), as a scrape after each landing would
+(without scrapes the exporter no longer compresses at all). Printed: CPU ms per render with the exporter's
+formatter (each check's text formatted once, when it lands) and with the previous path (every family
+converted to prometheus_client metrics and formatted by generate_latest on every render), and the ratio.
+CPU time of this process, so a loaded host shifts both alike.
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ def main() -> None:
         body = generate_latest(registry)
         gzip.compress(body, compresslevel=6)
 
-    ours = cpu_ms(exposition.get, args.rounds, store, smalls)
+    def exporter_formatter() -> None:
+        exposition.get().gzipped  # noqa: B018 - as a scrape that accepts gzip would ask for it
+
+    ours = cpu_ms(exporter_formatter, args.rounds, store, smalls)
     before = cpu_ms(client_library, args.rounds, store, smalls)
     size = len(exposition.get().plain)
     print(f"{args.series} series + {args.small_checks} small checks, page {size / 1024:.0f} KiB, {args.rounds} rounds")
