@@ -54,8 +54,14 @@ class Run:
     token: CancelToken = field(default_factory=CancelToken)
     state: RunState = RunState.QUEUED
     started_at: float = 0.0
+    due_at: float | None = None  # when the schedule wanted it to start (None: run on demand)
     thread_id: int = 0
     finished: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def start_delay(self) -> float | None:
+        """How late the run started against its due time: queueing for a worker and the scheduler's own lag."""
+        return max(0.0, self.started_at - self.due_at) if self.due_at is not None and self.started_at else None
 
 
 @dataclass(frozen=True)
@@ -171,14 +177,14 @@ class Scheduler:
                 extra={"target": job.key.target, "check": job.key.check},
             )
         else:
-            self._launch(job)
+            self._launch(job, due_at=when)
         spread = self._settings.jitter * job.interval
         next_due = when + job.interval + self._rng.uniform(-spread / 2, spread / 2)
         with self._lock:
             self._push(max(next_due, self._clock()), "due", job)
 
-    def _launch(self, job: Job) -> Run:
-        run = Run(job=job)
+    def _launch(self, job: Job, due_at: float | None = None) -> Run:
+        run = Run(job=job, due_at=due_at)
         job.running = True
         job.runs_started += 1
         self._workers.submit(lambda: self._execute(run))
@@ -199,6 +205,7 @@ class Scheduler:
                 families=_failure_families(job.check, CheckError(ErrorReason.TIMEOUT, "timeout")),
                 error_reason=ErrorReason.TIMEOUT,
                 error_message=f"no result within the {job.timeout:g}s timeout; cancelled",
+                start_delay=run.start_delay,
             ),
         )
         self._mark_first_round(job)
@@ -232,7 +239,7 @@ class Scheduler:
             run.thread_id = threading.get_ident()
             self._push(run.started_at + job.timeout, "deadline", run)
         outcome = run_check(job.check, RunContext(timeout=job.timeout, cancel=run.token))
-        outcome = replace(outcome, duration=self._clock() - run.started_at)
+        outcome = replace(outcome, duration=self._clock() - run.started_at, start_delay=run.start_delay)
         with self._lock:
             late = run.state is not RunState.RUNNING
             if not late:

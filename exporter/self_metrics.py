@@ -17,6 +17,11 @@ from exporter.workers import WorkerStats
 
 CHECK_SUCCESS = gauge("erp_check_success", "Whether the last run of the check succeeded (1) or failed (0).")
 CHECK_DURATION = gauge("erp_check_duration_seconds", "How long the last run of the check took.")
+CHECK_START_DELAY = gauge(
+    "erp_check_start_delay_seconds",
+    "How late the last scheduled run of the check started: from when it was due until a worker began it "
+    "(busy workers or an overloaded host show here).",
+)
 CHECK_LAST_RUN = gauge("erp_check_last_run_timestamp_seconds", "When the last run of the check ended.")
 CHECK_LAST_SUCCESS = gauge(
     "erp_check_last_success_timestamp_seconds", "When the check last succeeded (absent if it never did)."
@@ -67,6 +72,7 @@ START_TIME = gauge("erp_exporter_start_time_seconds", "When the exporter process
 CHECK_METRICS: tuple[MetricSpec, ...] = (
     CHECK_SUCCESS,
     CHECK_DURATION,
+    CHECK_START_DELAY,
     CHECK_LAST_RUN,
     CHECK_LAST_SUCCESS,
     CHECK_RUNS,
@@ -122,6 +128,8 @@ def check_families(states: Iterable[CheckState], now_monotonic: float) -> list[M
         families[CHECK_SUCCESS.name].add_labels(labels, 1.0 if state.success else 0.0)
         families[CHECK_DURATION.name].add_labels(labels, state.duration)
         families[CHECK_SERIES.name].add_labels(labels, state.series)
+        if state.start_delay is not None:
+            families[CHECK_START_DELAY.name].add_labels(labels, state.start_delay)
         if state.last_run_wall is not None:
             families[CHECK_LAST_RUN.name].add_labels(labels, state.last_run_wall)
         if state.last_success_wall is not None:

@@ -44,6 +44,7 @@ class Outcome:
     error_reason: ErrorReason | None = None
     error_message: str = ""
     findings: Findings | None = None
+    start_delay: float | None = None  # how late the run started against its schedule (None: run on demand)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class CheckState:
     skipped_values_total: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     series_dropped_total: int = 0
     series: int = 0
+    start_delay: float | None = None  # of the last scheduled run
 
     def stale_after(self) -> float:
         """Seconds after the last run when its values may no longer be served as fresh."""
@@ -142,6 +144,7 @@ class ResultStore:
                 skipped_values_total=skipped_values,
                 series_dropped_total=state.series_dropped_total + dropped,
                 series=series,
+                start_delay=outcome.start_delay if outcome.start_delay is not None else state.start_delay,
             )
             self._bump()
 

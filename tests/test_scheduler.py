@@ -215,3 +215,22 @@ def test_scrapes_never_run_checks() -> None:
         for _ in range(100):
             exposition.get()
         assert check.calls == 1
+
+
+def test_a_run_that_waited_for_a_busy_worker_reports_how_late_it_started() -> None:
+    store = ResultStore()
+    store.configure({KEY: CheckMeta("scripted", 5.0, 1.0, 100, {"target": "t"})})
+    pool = WorkerPool(1, abandoned_limit=2)
+    pool.submit(lambda: time.sleep(0.6))  # the only worker is busy when the first run falls due
+    scheduler = Scheduler([Job(KEY, ScriptedCheck(one_value()), 5.0, 1.0)], store, pool,
+                          SchedulerSettings(jitter=0.0, cancel_grace=0.2, first_run_spread=0.0))
+    scheduler.start()
+    try:
+        wait_until(lambda: state_of(store).runs_total >= 1, 5, "the check never ran")
+    finally:
+        scheduler.stop()
+        pool.stop()
+    delay = state_of(store).start_delay
+    assert delay is not None and delay >= 0.4
+    page = Exposition(store, lambda: [], include_process_metrics=False).get().plain.decode()
+    assert f'erp_check_start_delay_seconds{{check="scripted",kind="scripted",target="t"}} {delay!r}' in page
