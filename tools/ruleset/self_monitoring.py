@@ -36,6 +36,17 @@ def groups(b: RuleBuilder) -> list[Group]:
         "Check {{ $labels.check }} of target \"{{ $labels.target }}\" on {{ $labels.instance }} last ended "
         "a run {{ $value | humanizeDuration }} ago; its values are withheld from /metrics.",
     )
+    late_share = float(b.a("ErpChecksStartingLate")["share"])
+    rules += b.single(
+        "ErpChecksStartingLate", "warning", "exporter", "2",
+        fill(promql("""
+            max by (job, instance) (erp_check_start_delay_seconds / erp_check_interval_seconds) > @share@
+        """), share=f"{late_share:g}"),
+        "Checks of erp-exporter {{ $labels.instance }} start late",
+        f"The latest start of a check on {{{{ $labels.instance }}}} was {{{{ $value | humanizePercentage }}}} "
+        f"of its interval after it was due (over {late_share:.0%}) for @for@: the workers cannot keep up, "
+        "so values age and some runs will be skipped.",
+    )
     vanished_window = str(b.a("ErpCheckVanished")["window"])
     rules += b.single(
         "ErpCheckVanished", "info", "exporter", "2",
