@@ -212,6 +212,7 @@ def expected_thresholds() -> dict[tuple[str, str], list[tuple[float, str]]]:
     at_one: list[tuple[float, str]] = [(1, "red")]  # alerts on == 1 or any (can_write, stale, failing)
     both = ("warning", "critical")
     return {
+        ("erp-exporter", "Check start delay against its interval"): [(a["ErpChecksStartingLate"]["share"], "orange")],
         ("erp-overview", "Database up"): at_zero,
         ("erp-overview", "Database round trip"): above("ErpDatabaseSlow", *both),
         ("erp-overview", "ERP processes"): at_zero,

@@ -46,6 +46,12 @@ def exporter_health(limits: Limits) -> dict[str, Any]:
                      [Query(f"{sel('erp_check_duration_seconds', kit.CHECKS)}\n/\n"
                             f"{sel('erp_check_timeout_seconds', kit.CHECKS)}",
                             "{{target}} {{check}}")], minimum=0)
+    board.timeseries("Check start delay against its interval", "How late each check's last scheduled run "
+                     "started / its interval: waiting for a free worker (ErpChecksStartingLate).", "percentunit",
+                     [Query(f"{sel('erp_check_start_delay_seconds', kit.CHECKS)}\n/\n"
+                            f"{sel('erp_check_interval_seconds', kit.CHECKS)}",
+                            "{{target}} {{check}}")],
+                     kit.above(limits.value("ErpChecksStartingLate", "share")), minimum=0)
     board.timeseries("Check errors by reason", "Failed runs per reason (timeout, connect, auth, query, guard, "
                      "other); ErpCheckFailing when a check fails every run.", "short",
                      [Query(f"sum by (target, check, reason) (increase({sel('erp_check_errors_total', kit.CHECKS)}"
