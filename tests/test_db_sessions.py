@@ -23,7 +23,7 @@ import sqlglot
 from harness import odbc_database, running_app, wait_until
 from servers import MariaDBServer, PostgresServer
 
-from exporter.checks.base import CheckError, ErrorReason, RunContext
+from exporter.checks.base import CancelToken, CheckError, ErrorReason, RunContext
 from exporter.checks.db_sessions import (
     MSSQL_SQL,
     SESSIONS_SQL,
@@ -35,7 +35,7 @@ from exporter.checks.db_sessions import (
 from exporter.db.connstr import ConnectionSpec
 from exporter.db.dialect import Dialect
 from exporter.db.guard import check_read_only
-from exporter.db.pool import Backoff
+from exporter.db.pool import Backoff, ConnectionPool, OpenConnection
 from exporter.db.target import TargetDatabase
 from exporter.metrics import MetricFamily
 
@@ -465,3 +465,67 @@ def test_fresh_connections_for_login_timing_never_push_a_pooled_session_out(pg: 
         assert len(set(probes)) == 3 and pooled not in probes  # each probe logs in anew
         assert database.pool_stats().open == 1  # the probes' connections were closed, not pooled
         assert backend_pid(database, fresh=False) == pooled  # the pooled session survived every probe
+
+
+class SteppedClock:
+    """A monotonic clock the test moves by hand: connection ages of minutes without waiting for them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sqlite_pool(tmp_path: Path, clock: SteppedClock) -> tuple[ConnectionPool, list[OpenConnection]]:
+    """A pool of real SQLite ODBC connections whose ages are read from `clock`; also every connection opened."""
+    opened: list[OpenConnection] = []
+
+    def open_connection(_timeout: float) -> OpenConnection:
+        raw = pyodbc.connect(f"DRIVER={{SQLite3}};Database={tmp_path / 'pool.db'}", autocommit=True)
+        connection = OpenConnection(raw, Dialect.SQLITE, "SQLite", "3", True, 0.0, opened_at=clock())
+        opened.append(connection)
+        return connection
+
+    return ConnectionPool("pool", open_connection, 2, Backoff(1.0, 10.0), max_idle=300.0, max_lifetime=3600.0,
+                          clock=clock), opened
+
+
+def use_once(pool: ConnectionPool) -> OpenConnection:
+    lease = pool.acquire(CancelToken(), wait=5.0)
+    pool.release(lease)
+    return lease.connection
+
+
+def test_a_pooled_connection_in_regular_use_is_kept_past_the_idle_limit(tmp_path: Path) -> None:
+    clock = SteppedClock()
+    pool, opened = sqlite_pool(tmp_path, clock)
+    first = use_once(pool)
+    for _ in range(20):  # every 60 s for 20 min: never idle for 300 s
+        clock.now += 60
+        assert use_once(pool) is first
+    assert len(opened) == 1
+    pool.close()
+
+
+def test_a_pooled_connection_unused_for_longer_than_the_idle_limit_is_replaced(tmp_path: Path) -> None:
+    clock = SteppedClock()
+    pool, opened = sqlite_pool(tmp_path, clock)
+    first = use_once(pool)
+    clock.now += 301
+    assert use_once(pool) is not first
+    assert len(opened) == 2
+    pool.close()
+
+
+def test_every_pooled_connection_is_replaced_after_its_lifetime(tmp_path: Path) -> None:
+    clock = SteppedClock()
+    pool, opened = sqlite_pool(tmp_path, clock)
+    first = use_once(pool)
+    for _ in range(60):  # in use every 60 s: kept for the hour
+        clock.now += 60
+        assert use_once(pool) is first
+    clock.now += 60
+    assert use_once(pool) is not first
+    assert len(opened) == 2
+    pool.close()

@@ -31,6 +31,12 @@ class OpenConnection:
     connect_seconds: float
     opened_at: float
     statement_timeout: float | None = None  # the server-side limit currently set on this session
+    idle_since: float | None = None  # when it last came back to the pool
+
+    def expired(self, now: float, max_idle: float, max_lifetime: float) -> bool:
+        """Unused for longer than `max_idle`, or open for longer than `max_lifetime`."""
+        idle_since = self.opened_at if self.idle_since is None else self.idle_since
+        return now - idle_since > max_idle or now - self.opened_at > max_lifetime
 
     def close(self) -> None:
         try:
@@ -90,7 +96,13 @@ class Backoff:
 
 
 class ConnectionPool:
-    """Hands out connections to one target; never more than `max_size` open at once."""
+    """Hands out connections to one target; never more than `max_size` open at once.
+
+    An idle connection is closed after `max_idle` seconds unused (a check that stopped needing it), and
+    every connection after `max_lifetime` seconds (to follow a failover or a moved address, and to let the
+    server free what a long session holds). Each new connection costs the server a login, the session
+    setup and the driver's own lookups, so a connection in regular use is not re-opened sooner.
+    """
 
     def __init__(
         self,
@@ -98,14 +110,16 @@ class ConnectionPool:
         opener: Callable[[float], OpenConnection],
         max_size: int,
         backoff: Backoff,
-        max_idle_age: float = 300.0,
+        max_idle: float = 300.0,
+        max_lifetime: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         self._opener = opener
         self._max_size = max_size
         self._backoff = backoff
-        self._max_idle_age = max_idle_age
+        self._max_idle = max_idle
+        self._max_lifetime = max_lifetime
         self._clock = clock
         self._cond = threading.Condition()
         self._connect_lock = threading.Lock()  # one connect attempt in flight per target
@@ -154,6 +168,7 @@ class ConnectionPool:
             if lease.hung:
                 self._hung -= 1
             if keep:
+                lease.connection.idle_since = self._clock()
                 self._idle.append(lease.connection)
             self._cond.notify()
         if not keep:
@@ -216,10 +231,10 @@ class ConnectionPool:
             self._cond.notify_all()
 
     def _take_idle(self, fresh: bool) -> tuple[list[OpenConnection], OpenConnection | None]:
-        """Pick a reusable idle connection, and the idle ones to close (too old, or making room)."""
+        """Pick a reusable idle connection, and the idle ones to close (expired, or making room)."""
         now = self._clock()
         with self._cond:
-            expired = [c for c in self._idle if now - c.opened_at > self._max_idle_age]
+            expired = [c for c in self._idle if c.expired(now, self._max_idle, self._max_lifetime)]
             self._idle = [c for c in self._idle if c not in expired]
             if not fresh and self._idle:
                 return expired, self._idle.pop()
