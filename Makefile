@@ -24,13 +24,19 @@ APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 	python3-venv openssl procps
 # Only the tests need these: headless Chromium opens the HTML reports.
 TEST_APT_PACKAGES := chromium
+# The exporters benchmarks/peers_benchmark.py compares with: Debian's packages unpacked (dpkg -x, so no
+# service starts) and query-exporter from PyPI in a virtualenv of its own, all under var/peers.
+PEERS_DIR := var/peers
+PEER_DEBIAN_PACKAGES := prometheus-sql-exporter prometheus-postgres-exporter
+PEERS_STAMP := $(PEERS_DIR)/.installed
 
-.PHONY: help demo stack test lint typecheck unit system-packages test-packages apt-install venv tryton dashboards rules clean
+.PHONY: help demo stack test lint typecheck unit system-packages test-packages apt-install venv tryton peers dashboards rules clean
 
 help:
 	@echo "make demo    install, start a demo Tryton ERP, run the exporter on it on $(LISTEN)"
 	@echo "make stack   the demo plus Prometheus and Alertmanager on loopback (no Docker)"
 	@echo "make test    install, then ruff, mypy and the whole pytest suite"
+	@echo "make peers   unpack the exporters benchmarks/peers_benchmark.py compares with (under var/peers)"
 	@echo "make rules   regenerate alert_rules/*.rules.yml and the runbook index from alert_rules/thresholds.yml"
 	@echo "make dashboards  regenerate grafana_dashboards/*.json (after changing thresholds or rules)"
 
@@ -84,7 +90,18 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv tryton test-packages
+$(PEERS_STAMP):
+	rm -rf $(PEERS_DIR) && mkdir -p $(PEERS_DIR)/debs
+	cd $(PEERS_DIR)/debs && { apt-get download $(PEER_DEBIAN_PACKAGES) 2>/dev/null \
+	  || { $(SUDO) apt-get update -qq && apt-get download $(PEER_DEBIAN_PACKAGES); }; }
+	for deb in $(PEERS_DIR)/debs/*.deb; do dpkg -x "$$deb" $(PEERS_DIR)/debian; done
+	$(PYTHON) -m venv $(PEERS_DIR)/query-exporter
+	$(PEERS_DIR)/query-exporter/bin/pip install --quiet query-exporter==5.0.2 'psycopg[binary]==3.3.9'
+	touch $@
+
+peers: $(PEERS_STAMP)
+
+unit: venv tryton test-packages peers
 	$(BIN)/pytest
 
 test: lint typecheck unit
