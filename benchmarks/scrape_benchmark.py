@@ -91,11 +91,12 @@ def metric_value(port: int, name: str) -> float:
     raise KeyError(name)
 
 
-def start_demo(work: Path, port: int) -> tuple[subprocess.Popen[bytes], psutil.Process]:
-    """The demo script (trytond + exporter); returns it and the exporter's process once /-/ready answers."""
+def start_demo(work: Path, port: int, extra: list[str] | None = None) -> tuple[subprocess.Popen[bytes], psutil.Process]:
+    """The demo script (trytond + exporter, `extra` arguments for it); returns it and the exporter's process
+    once /-/ready answers."""
     demo = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy/demo/tryton_demo.py"), "--work-dir", str(work),
-         "--tryton-port", str(free_port()), "--listen", f"127.0.0.1:{port}"],
+         "--tryton-port", str(free_port()), "--listen", f"127.0.0.1:{port}", *(extra or [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -30,7 +30,7 @@ class HistogramValue:
     count: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One series. A value the source could not provide is kept with a `skip_reason` so the scheduler
     can count it ('null', 'not_a_number') instead of publishing a silent zero."""
