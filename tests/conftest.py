@@ -14,8 +14,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from servers import BlackholeServer, MariaDBServer, PostgresServer
 from servers import closed_port as _pick_closed_port
+
+# The fuzz tests are specifications with a fixed budget: the same examples on every run (derandomized, no
+# example database carried between runs), each test sets its own max_examples, and no per-example deadline
+# (a loaded 2-core CI machine would turn a slow example into a flaky failure).
+settings.register_profile(
+    "erp",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("erp")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
