@@ -523,9 +523,11 @@ class MariaDBServer:
     in its own session, so that Ctrl-C in the terminal does not reach it.
     """
 
-    def __init__(self, base_dir: Path) -> None:
-        """Prepare (but do not start) a server in ``base_dir``, which is created if missing."""
+    def __init__(self, base_dir: Path, options: Sequence[str] = ()) -> None:
+        """Prepare (but do not start) a server in ``base_dir``, which is created if missing; ``options``
+        are extra mariadbd options (``--general-log=1``, ...)."""
         self.base_dir: Path = Path(base_dir).resolve()
+        self.options: list[str] = list(options)
         self.host: str = HOST
         self.port: int = free_port()
         self.data_dir: Path = self.base_dir / "data"
@@ -627,6 +629,7 @@ class MariaDBServer:
             f"--pid-file={self.pid_file}",
             f"--log-error={self.log_file}",
             "--skip-name-resolve",
+            *self.options,
         ]
         with self.stdout_file.open("ab") as out:
             self._proc = subprocess.Popen(
