@@ -7,6 +7,7 @@ ExporterHTTPServer on an ephemeral port, or the real `erp-exporter` command in a
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import os
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
+import bcrypt
 import pytest
-from servers import BlackholeServer
+from servers import BlackholeServer, PostgresServer
 
 from exporter.app import App
 from exporter.checks.builtin import default_registry
@@ -422,41 +424,121 @@ def test_the_password_appears_in_no_response(exporter: Running, password: str) -
             assert password not in str(response.headers), path
 
 
-def test_the_password_appears_nowhere_in_a_real_exporter_run(tmp_path: Path) -> None:
-    """Page, metrics and the debug log of the `erp-exporter` command, a probe with a pasted
-    connection string that carries the password included."""
-    secret = f"pw-{uuid.uuid4().hex}"
+def secrets_config(demo_db: Path, other_db: Path, postgres_port: int, config_secret: str, label: str = "test") -> str:
+    """Three ways to give a password: an environment variable, a file, the config itself (the last one is
+    wrong for the PostgreSQL login, so every scrape cycle has a failed login), and an audit to run."""
+    return f"""\
+global: {{interval: 10m, timeout: 10s, jitter: 0}}
+host: {{enabled: false}}
+targets:
+  - name: demo
+    driver: SQLite3
+    connection: {{database: {demo_db}}}
+    username: monitor
+    password: ${{{PASSWORD_ENV}}}
+    labels: {{environment: "{label}"}}
+    checks:
+      - kind: db_response
+      - kind: audits
+        audits:
+          - {{name: big_orders, description: Orders above 10., category: data_quality, owner: sales,
+              support_line: 1, severity: warning, warning: 0, critical: 10,
+              sql: "SELECT CAST(id AS TEXT) AS key FROM orders WHERE total > 10"}}
+  - name: other
+    driver: SQLite3
+    connection: {{database: {other_db}}}
+    username: monitor
+    password_file: other.pw
+    checks:
+      - kind: db_response
+  - name: pg
+    driver: PostgreSQL Unicode
+    connection: {{server: 127.0.0.1, port: {postgres_port}, database: appdb}}
+    username: exporter
+    password: "{config_secret}"
+    connect_timeout: 2s
+    checks:
+      - kind: db_response
+"""
+
+
+def test_the_passwords_appear_nowhere_in_commands_pages_logs_failed_logins_or_reloads(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """serve at debug level, once, audit, check-config, the status page, /metrics, /probe (a pasted
+    connection string too), a failed database login, a failed HTTP login and reloads by SIGHUP and by
+    /-/reload (one of them refused because a label holds a password): no password in any output."""
+    env_secret, file_secret, config_secret = (f"{kind}-{uuid.uuid4().hex}" for kind in ("env", "file", "conf"))
     pasted_secret = f"pasted-{uuid.uuid4().hex}"  # not in the config, so the log mask does not know it
+    web_password = f"web-{uuid.uuid4().hex}"
+    secrets = (env_secret, file_secret, config_secret, pasted_secret)
+    (tmp_path / "other.pw").write_text(file_secret + "\n")
+    demo, other = make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")
     config = tmp_path / "erp-exporter.yml"
-    config.write_text(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")))
+    config.write_text(secrets_config(demo, other, postgres.port, config_secret))
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(web_password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(f"basic_auth_users:\n  admin: {hashed}\n")
+    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{web_password}".encode()).decode()}
+    env = {**os.environ, PASSWORD_ENV: env_secret}
+    outputs: dict[str, bytes] = {}
+
+    def command(*args: str) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run([EXPORTER, *args, f"--config.file={config}"], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=120, check=False)
+        outputs[f"{args[0]} stdout"], outputs[f"{args[0]} stderr"] = done.stdout, done.stderr
+        return done
+
+    assert command("check-config").returncode == 0
+    once = command("once", "--show-metrics", "--log.level=debug")
+    assert b"auth" in once.stdout, "the failed database login did not happen: the test would prove nothing"
+    assert command("audit", "big_orders", "--log.level=debug").returncode == 0
+    assert b"1" in outputs["audit stdout"]
+
     log_path = tmp_path / "exporter.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [EXPORTER, f"--config.file={config}", "--web.listen-address=127.0.0.1:0", "--log.level=debug"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, PASSWORD_ENV: secret},
+            [EXPORTER, f"--config.file={config}", f"--web.config.file={web}",
+             "--web.listen-address=127.0.0.1:0", "--log.level=debug"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
         )
     try:
         port = wait_until(lambda: _listening_port(log_path), 30, "the exporter did not start listening")
-        wait_until(lambda: request(port, "/-/ready").status == 200, 30, "the exporter did not get ready")
-        bodies = [request(port, path).body for path in ("/", "/metrics", "/probe?target=demo")]
-        for pwd in (secret, pasted_secret):
+        wait_until(lambda: request(port, "/-/ready", headers=auth).status == 200, 30, "the exporter never got ready")
+        wait_until(lambda: b"auth" in request(port, "/", headers=auth).body, 30, "no failed login on the page")
+        for path in ("/", "/metrics", "/probe?target=pg", "/probe?target=demo"):
+            outputs[path] = request(port, path, headers=auth).body
+        for pwd in (*secrets, web_password):
             pasted = quote(f"DRIVER={{SQLite3}};Database=/tmp/x;UID=monitor;PWD={pwd}", safe="")
-            assert request(port, f"/probe?target={pasted}").status == 400
-            assert request(port, f"/nowhere?password={pwd}").status == 404
-            assert request(port, f"/metrics?x={pwd}", method="POST", body=b"").status == 405
-        for body in bodies:
-            assert secret.encode() not in body
-        assert b"PWD=&lt;secret&gt;" in bodies[0]
+            assert request(port, f"/probe?target={pasted}", headers=auth).status == 400
+            assert request(port, f"/nowhere?password={pwd}", headers=auth).status == 404
+            assert request(port, f"/metrics?x={pwd}", method="POST", body=b"", headers=auth).status == 405
+            wrong = {"Authorization": "Basic " + base64.b64encode(f"admin:{pwd}x".encode()).decode()}
+            assert request(port, "/metrics", headers=wrong).status == 401  # a failed HTTP login
+        reloads = log_path.read_text().count("msg=\"config reloaded\"")
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_path.read_text().count("msg=\"config reloaded\"") > reloads, 30, "SIGHUP did not reload")
+        # a reload the exporter refuses: the environment variable's password put in a label
+        config.write_text(secrets_config(demo, other, postgres.port, config_secret, label=f"${{{PASSWORD_ENV}}}"))
+        refused = request(port, "/-/reload", method="POST", body=b"", headers=auth)
+        assert refused.status == 500 and b"must not contain a password" in refused.body
+        outputs["refused reload"] = refused.body
+        outputs["/ after refused reload"] = request(port, "/", headers=auth).body
+        assert b"must not contain a password" in outputs["/ after refused reload"]
+        outputs["/metrics gzip"] = gzip.decompress(
+            request(port, "/metrics", headers={**auth, "Accept-Encoding": "gzip"}).body
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    log = log_path.read_text()
+    outputs["serve log"] = log_path.read_bytes()
+    log = outputs["serve log"].decode()
     assert "http request" in log, "the debug log has no request lines: the test would prove nothing"
     assert "/probe" in log
-    assert secret not in log
-    assert pasted_secret not in log
+    assert b"PWD=&lt;secret&gt;" in outputs["/"]
+    for name, output in outputs.items():
+        for secret in (*secrets, web_password):
+            assert secret.encode() not in output, f"a password is in: {name}"
 
 
 def _listening_port(log_path: Path) -> int | None:
