@@ -8,6 +8,7 @@ ExporterHTTPServer on an ephemeral port, or the real `erp-exporter` command in a
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import http.client
 import os
@@ -18,6 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -165,13 +167,13 @@ def start_exporter(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """Start App + ExporterHTTPServer on 127.0.0.1:0 for a config text; everything is stopped afterwards."""
     started: list[Running] = []
 
-    def start(text: str, address: tuple[str, int] = ("127.0.0.1", 0)) -> Running:
+    def start(text: str, address: tuple[str, int] = ("127.0.0.1", 0), **server_options: float) -> Running:
         path = tmp_path / f"erp-exporter-{len(started)}.yml"
         path.write_text(text)
         app = App(path, default_registry(), SecretMask())
         app.start()
         try:
-            server = ExporterHTTPServer(address, app, WebConfig(), tmp_path)
+            server = ExporterHTTPServer(address, app, WebConfig(), tmp_path, **server_options)  # type: ignore[arg-type]
         except BaseException:
             app.stop()
             raise
@@ -670,3 +672,136 @@ def test_a_bracketed_ipv6_address_is_served(
     host, port = parse_listen_address("[::1]:0")
     running = start_exporter(config, address=(host, port))
     assert request(running.port, "/-/healthy", host="::1").status == 200
+
+
+# --- hostile clients ----------------------------------------------------------------------------------
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes on a fresh connection and read the whole answer (until the server closes)."""
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        with contextlib.suppress(OSError):  # a server that refuses early may close before all was sent
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    assert chunks, "no answer at all"
+    return b"".join(chunks)
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def process_rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("nope", id="unknown"),
+        pytest.param("d" * 5000, id="overlong"),
+        pytest.param("../../etc/passwd", id="path"),
+        pytest.param("<script>alert(1)</script>", id="markup"),
+        pytest.param("demo\r\nX-Injected: 1", id="header-injection"),
+        pytest.param("demo\x00", id="nul"),
+        pytest.param("demo' OR '1'='1", id="sql"),
+        pytest.param("démo", id="non-ascii"),
+        pytest.param("%ff%fe", id="invalid-utf8"),
+    ],
+)
+def test_probe_of_an_unknown_or_hostile_target_name_is_a_clear_400_that_echoes_nothing_hostile(
+    exporter: Running, name: str
+) -> None:
+    response = exporter.get(f"/probe?target={quote(name, safe='%') if name != '%ff%fe' else name}")
+    assert response.status == 400
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.text in (
+        "unknown target 'nope': not in the configuration\n",
+        "unknown target of 5000 characters: not in the configuration\n",
+        "'target' must be the name of a configured target; connection strings are never accepted\n",
+    )
+    assert "X-Injected" not in response.headers
+
+
+def test_an_overlong_request_line_is_414_and_oversized_or_too_many_headers_are_431(exporter: Running) -> None:
+    assert status_of(raw_exchange(exporter.port, b"GET /probe?target=" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")) == 414
+    huge_header = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n"
+    assert status_of(raw_exchange(exporter.port, huge_header)) == 431
+    many = b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n"
+    assert status_of(raw_exchange(exporter.port, many)) == 431
+    assert exporter.get("/-/healthy").status == 200
+
+
+def test_a_request_that_trickles_its_headers_is_cut_off_and_its_thread_ends(
+    tmp_path: Path, password: str, start_exporter: Callable[..., Running]
+) -> None:
+    running = start_exporter(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")),
+                             request_header_timeout=1.0)
+    running.wait_ready()
+    threads_before = threading.active_count()
+    with socket.create_connection(("127.0.0.1", running.port), timeout=15) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+        sent = 0
+        closed = False
+        while sent < 200 and not closed:  # 200 bytes, one every 0.1 s: far longer than the header timeout
+            try:
+                sock.sendall(b"X")
+                sent += 1
+                time.sleep(0.1)
+                sock.setblocking(False)
+                closed = sock.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+            finally:
+                sock.setblocking(True)
+    assert closed, "the server kept a connection whose headers never ended"
+    assert sent < 200
+    wait_until(lambda: threading.active_count() <= threads_before, 15, "the slow request's thread did not end")
+    assert running.get("/-/healthy").status == 200
+
+
+def test_200_idle_and_slow_connections_leave_threads_and_memory_bounded_and_other_scrapes_served(
+    exporter: Running,
+) -> None:
+    threads_before, rss_before = threading.active_count(), process_rss_bytes()
+    connections = [socket.create_connection(("127.0.0.1", exporter.port), timeout=15) for _ in range(200)]
+    try:
+        for index, sock in enumerate(connections):
+            if index % 2:
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # headers begun, never ended
+        wait_until(lambda: threading.active_count() >= threads_before + 150, 15, "the connections were not served")
+        scrape = exporter.get("/metrics")  # another client, meanwhile
+        assert scrape.status == 200
+        assert sample_value(scrape.text, "erp_up", target="demo") == 1.0
+        assert threading.active_count() <= threads_before + exporter.server.max_connections
+        assert process_rss_bytes() - rss_before < 64 * 2**20
+    finally:
+        for sock in connections:
+            sock.close()
+    wait_until(lambda: threading.active_count() <= threads_before + 1, 30, "connection threads outlived their clients")
+
+
+def test_connections_beyond_the_limit_get_503_without_a_thread_and_the_limit_frees_up(
+    tmp_path: Path, password: str, start_exporter: Callable[..., Running]
+) -> None:
+    running = start_exporter(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")),
+                             max_connections=20)
+    running.wait_ready()
+    threads_before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", running.port), timeout=15) for _ in range(20)]
+    try:
+        wait_until(lambda: threading.active_count() >= threads_before + 20, 15, "the idle connections were not served")
+        answers = [raw_exchange(running.port, b"GET /metrics HTTP/1.1\r\n\r\n") for _ in range(30)]
+        assert {status_of(answer) for answer in answers} == {503}
+        assert answers[0].endswith(b"too many connections; try again later\n")
+        assert threading.active_count() <= threads_before + 20
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_until(lambda: running.get("/metrics").status == 200, 15, "the limit did not free up")
