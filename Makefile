@@ -17,11 +17,12 @@ TRYTON_PORT ?= 8000
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # unixODBC and the Debian ODBC drivers; the database servers the tests start privately;
-# Prometheus and Alertmanager (promtool and amtool check rules and configs).
+# Prometheus and Alertmanager (promtool and amtool check rules and configs); iproute2 for the network
+# namespaces of the partition test.
 APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 	postgresql mariadb-server mariadb-client \
 	prometheus prometheus-alertmanager \
-	python3-venv openssl procps
+	python3-venv openssl procps iproute2
 # Only the tests need these: headless Chromium opens the HTML reports.
 TEST_APT_PACKAGES := chromium
 # The exporters benchmarks/peers_benchmark.py compares with: Debian's packages unpacked (dpkg -x, so no

@@ -18,7 +18,10 @@ from exporter.metrics import HistogramValue, MetricFamily, MetricSpec, MetricTyp
 
 _LEGACY_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _LABEL_NAME_RUNE = re.compile(r"[^a-zA-Z0-9_]")
-_NEEDS_ESCAPE = re.compile(r'[\\\n"]')
+# Backslash, newline and quote are escaped; a lone surrogate (an undecodable byte a driver passed on with
+# surrogateescape) cannot be written as UTF-8 at all and becomes U+FFFD, or the whole scrape would fail.
+_NEEDS_ESCAPE = re.compile('[\\\\\n"\ud800-\udfff]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 INF = math.inf
 
 
@@ -48,9 +51,11 @@ def label_name(name: str) -> str:
 
 
 def label_value(value: str) -> str:
-    """A label value inside double quotes: backslash, newline and double quote escaped."""
+    """A label value inside double quotes: backslash, newline and double quote escaped, lone surrogates
+    replaced."""
     if _NEEDS_ESCAPE.search(value) is None:
         return value
+    value = _SURROGATE.sub("\ufffd", value)
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 

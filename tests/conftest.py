@@ -14,8 +14,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from servers import BlackholeServer, MariaDBServer, PostgresServer
 from servers import closed_port as _pick_closed_port
+from statement_audit import POSTGRES_LOG_PREFIX, AuditResult, audit_logs
+
+# The fuzz tests are specifications with a fixed budget: the same examples on every run (derandomized, no
+# example database carried between runs), each test sets its own max_examples, and no per-example deadline
+# (a loaded 2-core CI machine would turn a slow example into a flaky failure).
+settings.register_profile(
+    "erp",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("erp")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
@@ -28,6 +43,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitC
         session.exitstatus = 1  # a skipped test is not a passed test
 
 
+# Every statement the session's servers receive is logged, for the zero-write audit at the end.
+_LOGGED_POSTGRES = {"log_statement": "all", "log_line_prefix": POSTGRES_LOG_PREFIX}
+_AUDITS: list[AuditResult] = []
+
+
+def _general_log(directory: Path) -> Path:
+    return directory / "general.log"
+
+
+def _logged_mariadb(directory: Path) -> MariaDBServer:
+    return MariaDBServer(directory, ["--general-log=1", f"--general-log-file={_general_log(directory)}"])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many statements the zero-write audit read (it runs when the servers' directory is removed)."""
+    for result in _AUDITS:
+        servers = ", ".join(f"{name} {count}" for name, count in sorted(result.by_server.items())) or "none"
+        terminalreporter.write_line(
+            f"zero-write audit: {result.audited} statements of the monitoring logins audited ({servers}); "
+            f"{len(result.deliberate)} deliberate writes by tests refused by design; "
+            f"{len(result.violations)} writes, DDL or SET beyond session setup"
+        )
+
+
 @pytest.fixture(scope="session")
 def _servers_root(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A session directory for the servers' data, outside pytest's basetemp.
@@ -35,10 +74,25 @@ def _servers_root(request: pytest.FixtureRequest) -> Iterator[Path]:
     pytest's basetemp (/tmp/pytest-of-root) is mode 0700, which the ``postgres`` OS user cannot traverse,
     so the servers live in their own directory under /tmp (mode 0711). It is removed at session end when
     no test failed, and kept (with the server logs) for inspection otherwise.
+
+    Before that, once every server has stopped, the zero-write audit reads their statement logs and fails
+    the run (an error at teardown) on any write, DDL or SET a monitoring login sent beyond session setup.
     """
     root = Path(tempfile.mkdtemp(prefix="exporter-test-servers-"))
     os.chmod(root, 0o711)  # noqa: S103 - the postgres OS user must traverse it (it cannot list it)
     yield root
+    result = audit_logs(
+        [root / name / "server.log" for name in ("postgres", "postgres-disruptable")],
+        [_general_log(root / name) for name in ("mariadb", "mariadb-disruptable")],
+    )
+    _AUDITS.append(result)
+    if result.violations:
+        listed = "\n".join(f"  {s.server} {s.user}: {s.sql[:300]}" for s in result.violations[:20])
+        pytest.fail(
+            f"zero-write audit: {len(result.violations)} statements of a monitoring login were not read-only "
+            f"(logs kept in {root}):\n{listed}",
+            pytrace=False,
+        )
     if request.session.testsfailed == 0:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -46,7 +100,7 @@ def _servers_root(request: pytest.FixtureRequest) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def postgres(_servers_root: Path) -> Iterator[PostgresServer]:
     """A running PostgreSQL shared by the whole session. Do not stop or freeze it."""
-    server = PostgresServer(_servers_root / "postgres")
+    server = PostgresServer(_servers_root / "postgres", _LOGGED_POSTGRES)
     try:
         server.start()
         yield server
@@ -57,7 +111,7 @@ def postgres(_servers_root: Path) -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def mariadb(_servers_root: Path) -> Iterator[MariaDBServer]:
     """A running MariaDB shared by the whole session. Do not stop or freeze it."""
-    server = MariaDBServer(_servers_root / "mariadb")
+    server = _logged_mariadb(_servers_root / "mariadb")
     try:
         server.start()
         yield server
@@ -68,7 +122,7 @@ def mariadb(_servers_root: Path) -> Iterator[MariaDBServer]:
 @pytest.fixture(scope="session")
 def _postgres_disruptable_session(_servers_root: Path) -> Iterator[PostgresServer]:
     """The session's second PostgreSQL, reserved for tests that stop, restart or freeze it."""
-    server = PostgresServer(_servers_root / "postgres-disruptable")
+    server = PostgresServer(_servers_root / "postgres-disruptable", _LOGGED_POSTGRES)
     try:
         server.start()
         yield server
@@ -79,7 +133,7 @@ def _postgres_disruptable_session(_servers_root: Path) -> Iterator[PostgresServe
 @pytest.fixture(scope="session")
 def _mariadb_disruptable_session(_servers_root: Path) -> Iterator[MariaDBServer]:
     """The session's second MariaDB, reserved for tests that stop, restart or freeze it."""
-    server = MariaDBServer(_servers_root / "mariadb-disruptable")
+    server = _logged_mariadb(_servers_root / "mariadb-disruptable")
     try:
         server.start()
         yield server

@@ -239,13 +239,22 @@ class PostgresServer:
 
     os_user = "postgres"
 
-    def __init__(self, base_dir: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        settings: dict[str, str] | None = None,
+        netns: str | None = None,
+        host: str = HOST,
+    ) -> None:
         """Prepare (but do not start) a server in ``base_dir``, which is created if missing; ``settings``
-        are extra server options (``-c name=value``), such as ``shared_preload_libraries``."""
+        are extra server options (``-c name=value``), such as ``shared_preload_libraries``; ``netns`` is a
+        network namespace to run it in, listening on ``host`` there (its unix socket is reachable from
+        everywhere: psql still works)."""
         self.base_dir: Path = Path(base_dir).resolve()
         self.settings: dict[str, str] = dict(settings or {})
+        self.netns = netns
         self.bin_dir: Path = _newest_postgres_bin_dir()
-        self.host: str = HOST
+        self.host: str = host
         self.port: int = free_port()
         self.data_dir: Path = self.base_dir / "data"
         self.socket_dir: Path = self.base_dir
@@ -317,6 +326,10 @@ class PostgresServer:
 
     def _bootstrap(self) -> None:
         """Create the role and database the tests use (first start only)."""
+        if self.netns is not None:  # clients come over a veth pair from other loopback addresses
+            with (self.data_dir / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all 127.0.0.0/8 scram-sha-256\n")
+            self.psql("SELECT pg_reload_conf()", database="postgres")
         self.psql(
             f"CREATE ROLE {EXPORTER_USER} LOGIN PASSWORD '{EXPORTER_PASSWORD}';\n"
             f"CREATE DATABASE {APP_DATABASE} OWNER {self.superuser};\n",
@@ -368,6 +381,12 @@ class PostgresServer:
             *(option for name, value in self.settings.items() for option in ("-c", f"{name}={value}")),
         ]
         user = self._server_user()
+        if self.netns is not None:
+            # `ip netns exec` needs root, so the switch to the postgres user comes after it (both exec: the
+            # postmaster keeps the PID of this child)
+            switch = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"] if user else []
+            argv = ["ip", "netns", "exec", self.netns, *switch, *argv]
+            user = None
         with self.log_file.open("ab") as log:
             self._proc = subprocess.Popen(
                 argv,
@@ -523,9 +542,11 @@ class MariaDBServer:
     in its own session, so that Ctrl-C in the terminal does not reach it.
     """
 
-    def __init__(self, base_dir: Path) -> None:
-        """Prepare (but do not start) a server in ``base_dir``, which is created if missing."""
+    def __init__(self, base_dir: Path, options: Sequence[str] = ()) -> None:
+        """Prepare (but do not start) a server in ``base_dir``, which is created if missing; ``options``
+        are extra mariadbd options (``--general-log=1``, ...)."""
         self.base_dir: Path = Path(base_dir).resolve()
+        self.options: list[str] = list(options)
         self.host: str = HOST
         self.port: int = free_port()
         self.data_dir: Path = self.base_dir / "data"
@@ -627,6 +648,7 @@ class MariaDBServer:
             f"--pid-file={self.pid_file}",
             f"--log-error={self.log_file}",
             "--skip-name-resolve",
+            *self.options,
         ]
         with self.stdout_file.open("ab") as out:
             self._proc = subprocess.Popen(

@@ -7,6 +7,8 @@ ExporterHTTPServer on an ephemeral port, or the real `erp-exporter` command in a
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import gzip
 import http.client
 import os
@@ -17,6 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,8 +28,9 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
+import bcrypt
 import pytest
-from servers import BlackholeServer
+from servers import BlackholeServer, PostgresServer
 
 from exporter.app import App
 from exporter.checks.builtin import default_registry
@@ -163,13 +167,13 @@ def start_exporter(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """Start App + ExporterHTTPServer on 127.0.0.1:0 for a config text; everything is stopped afterwards."""
     started: list[Running] = []
 
-    def start(text: str, address: tuple[str, int] = ("127.0.0.1", 0)) -> Running:
+    def start(text: str, address: tuple[str, int] = ("127.0.0.1", 0), **server_options: float) -> Running:
         path = tmp_path / f"erp-exporter-{len(started)}.yml"
         path.write_text(text)
         app = App(path, default_registry(), SecretMask())
         app.start()
         try:
-            server = ExporterHTTPServer(address, app, WebConfig(), tmp_path)
+            server = ExporterHTTPServer(address, app, WebConfig(), tmp_path, **server_options)  # type: ignore[arg-type]
         except BaseException:
             app.stop()
             raise
@@ -422,41 +426,121 @@ def test_the_password_appears_in_no_response(exporter: Running, password: str) -
             assert password not in str(response.headers), path
 
 
-def test_the_password_appears_nowhere_in_a_real_exporter_run(tmp_path: Path) -> None:
-    """Page, metrics and the debug log of the `erp-exporter` command, a probe with a pasted
-    connection string that carries the password included."""
-    secret = f"pw-{uuid.uuid4().hex}"
+def secrets_config(demo_db: Path, other_db: Path, postgres_port: int, config_secret: str, label: str = "test") -> str:
+    """Three ways to give a password: an environment variable, a file, the config itself (the last one is
+    wrong for the PostgreSQL login, so every scrape cycle has a failed login), and an audit to run."""
+    return f"""\
+global: {{interval: 10m, timeout: 10s, jitter: 0}}
+host: {{enabled: false}}
+targets:
+  - name: demo
+    driver: SQLite3
+    connection: {{database: {demo_db}}}
+    username: monitor
+    password: ${{{PASSWORD_ENV}}}
+    labels: {{environment: "{label}"}}
+    checks:
+      - kind: db_response
+      - kind: audits
+        audits:
+          - {{name: big_orders, description: Orders above 10., category: data_quality, owner: sales,
+              support_line: 1, severity: warning, warning: 0, critical: 10,
+              sql: "SELECT CAST(id AS TEXT) AS key FROM orders WHERE total > 10"}}
+  - name: other
+    driver: SQLite3
+    connection: {{database: {other_db}}}
+    username: monitor
+    password_file: other.pw
+    checks:
+      - kind: db_response
+  - name: pg
+    driver: PostgreSQL Unicode
+    connection: {{server: 127.0.0.1, port: {postgres_port}, database: appdb}}
+    username: exporter
+    password: "{config_secret}"
+    connect_timeout: 2s
+    checks:
+      - kind: db_response
+"""
+
+
+def test_the_passwords_appear_nowhere_in_commands_pages_logs_failed_logins_or_reloads(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """serve at debug level, once, audit, check-config, the status page, /metrics, /probe (a pasted
+    connection string too), a failed database login, a failed HTTP login and reloads by SIGHUP and by
+    /-/reload (one of them refused because a label holds a password): no password in any output."""
+    env_secret, file_secret, config_secret = (f"{kind}-{uuid.uuid4().hex}" for kind in ("env", "file", "conf"))
     pasted_secret = f"pasted-{uuid.uuid4().hex}"  # not in the config, so the log mask does not know it
+    web_password = f"web-{uuid.uuid4().hex}"
+    secrets = (env_secret, file_secret, config_secret, pasted_secret)
+    (tmp_path / "other.pw").write_text(file_secret + "\n")
+    demo, other = make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")
     config = tmp_path / "erp-exporter.yml"
-    config.write_text(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")))
+    config.write_text(secrets_config(demo, other, postgres.port, config_secret))
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(web_password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(f"basic_auth_users:\n  admin: {hashed}\n")
+    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{web_password}".encode()).decode()}
+    env = {**os.environ, PASSWORD_ENV: env_secret}
+    outputs: dict[str, bytes] = {}
+
+    def command(*args: str) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run([EXPORTER, *args, f"--config.file={config}"], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=120, check=False)
+        outputs[f"{args[0]} stdout"], outputs[f"{args[0]} stderr"] = done.stdout, done.stderr
+        return done
+
+    assert command("check-config").returncode == 0
+    once = command("once", "--show-metrics", "--log.level=debug")
+    assert b"auth" in once.stdout, "the failed database login did not happen: the test would prove nothing"
+    assert command("audit", "big_orders", "--log.level=debug").returncode == 0
+    assert b"1" in outputs["audit stdout"]
+
     log_path = tmp_path / "exporter.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [EXPORTER, f"--config.file={config}", "--web.listen-address=127.0.0.1:0", "--log.level=debug"],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, PASSWORD_ENV: secret},
+            [EXPORTER, f"--config.file={config}", f"--web.config.file={web}",
+             "--web.listen-address=127.0.0.1:0", "--log.level=debug"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
         )
     try:
         port = wait_until(lambda: _listening_port(log_path), 30, "the exporter did not start listening")
-        wait_until(lambda: request(port, "/-/ready").status == 200, 30, "the exporter did not get ready")
-        bodies = [request(port, path).body for path in ("/", "/metrics", "/probe?target=demo")]
-        for pwd in (secret, pasted_secret):
+        wait_until(lambda: request(port, "/-/ready", headers=auth).status == 200, 30, "the exporter never got ready")
+        wait_until(lambda: b"auth" in request(port, "/", headers=auth).body, 30, "no failed login on the page")
+        for path in ("/", "/metrics", "/probe?target=pg", "/probe?target=demo"):
+            outputs[path] = request(port, path, headers=auth).body
+        for pwd in (*secrets, web_password):
             pasted = quote(f"DRIVER={{SQLite3}};Database=/tmp/x;UID=monitor;PWD={pwd}", safe="")
-            assert request(port, f"/probe?target={pasted}").status == 400
-            assert request(port, f"/nowhere?password={pwd}").status == 404
-            assert request(port, f"/metrics?x={pwd}", method="POST", body=b"").status == 405
-        for body in bodies:
-            assert secret.encode() not in body
-        assert b"PWD=&lt;secret&gt;" in bodies[0]
+            assert request(port, f"/probe?target={pasted}", headers=auth).status == 400
+            assert request(port, f"/nowhere?password={pwd}", headers=auth).status == 404
+            assert request(port, f"/metrics?x={pwd}", method="POST", body=b"", headers=auth).status == 405
+            wrong = {"Authorization": "Basic " + base64.b64encode(f"admin:{pwd}x".encode()).decode()}
+            assert request(port, "/metrics", headers=wrong).status == 401  # a failed HTTP login
+        reloads = log_path.read_text().count("msg=\"config reloaded\"")
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_path.read_text().count("msg=\"config reloaded\"") > reloads, 30, "SIGHUP did not reload")
+        # a reload the exporter refuses: the environment variable's password put in a label
+        config.write_text(secrets_config(demo, other, postgres.port, config_secret, label=f"${{{PASSWORD_ENV}}}"))
+        refused = request(port, "/-/reload", method="POST", body=b"", headers=auth)
+        assert refused.status == 500 and b"must not contain a password" in refused.body
+        outputs["refused reload"] = refused.body
+        outputs["/ after refused reload"] = request(port, "/", headers=auth).body
+        assert b"must not contain a password" in outputs["/ after refused reload"]
+        outputs["/metrics gzip"] = gzip.decompress(
+            request(port, "/metrics", headers={**auth, "Accept-Encoding": "gzip"}).body
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    log = log_path.read_text()
+    outputs["serve log"] = log_path.read_bytes()
+    log = outputs["serve log"].decode()
     assert "http request" in log, "the debug log has no request lines: the test would prove nothing"
     assert "/probe" in log
-    assert secret not in log
-    assert pasted_secret not in log
+    assert b"PWD=&lt;secret&gt;" in outputs["/"]
+    for name, output in outputs.items():
+        for secret in (*secrets, web_password):
+            assert secret.encode() not in output, f"a password is in: {name}"
 
 
 def _listening_port(log_path: Path) -> int | None:
@@ -588,3 +672,136 @@ def test_a_bracketed_ipv6_address_is_served(
     host, port = parse_listen_address("[::1]:0")
     running = start_exporter(config, address=(host, port))
     assert request(running.port, "/-/healthy", host="::1").status == 200
+
+
+# --- hostile clients ----------------------------------------------------------------------------------
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes on a fresh connection and read the whole answer (until the server closes)."""
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        with contextlib.suppress(OSError):  # a server that refuses early may close before all was sent
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    assert chunks, "no answer at all"
+    return b"".join(chunks)
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def process_rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("nope", id="unknown"),
+        pytest.param("d" * 5000, id="overlong"),
+        pytest.param("../../etc/passwd", id="path"),
+        pytest.param("<script>alert(1)</script>", id="markup"),
+        pytest.param("demo\r\nX-Injected: 1", id="header-injection"),
+        pytest.param("demo\x00", id="nul"),
+        pytest.param("demo' OR '1'='1", id="sql"),
+        pytest.param("démo", id="non-ascii"),
+        pytest.param("%ff%fe", id="invalid-utf8"),
+    ],
+)
+def test_probe_of_an_unknown_or_hostile_target_name_is_a_clear_400_that_echoes_nothing_hostile(
+    exporter: Running, name: str
+) -> None:
+    response = exporter.get(f"/probe?target={quote(name, safe='%') if name != '%ff%fe' else name}")
+    assert response.status == 400
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.text in (
+        "unknown target 'nope': not in the configuration\n",
+        "unknown target of 5000 characters: not in the configuration\n",
+        "'target' must be the name of a configured target; connection strings are never accepted\n",
+    )
+    assert "X-Injected" not in response.headers
+
+
+def test_an_overlong_request_line_is_414_and_oversized_or_too_many_headers_are_431(exporter: Running) -> None:
+    assert status_of(raw_exchange(exporter.port, b"GET /probe?target=" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")) == 414
+    huge_header = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n"
+    assert status_of(raw_exchange(exporter.port, huge_header)) == 431
+    many = b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n"
+    assert status_of(raw_exchange(exporter.port, many)) == 431
+    assert exporter.get("/-/healthy").status == 200
+
+
+def test_a_request_that_trickles_its_headers_is_cut_off_and_its_thread_ends(
+    tmp_path: Path, password: str, start_exporter: Callable[..., Running]
+) -> None:
+    running = start_exporter(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")),
+                             request_header_timeout=1.0)
+    running.wait_ready()
+    threads_before = threading.active_count()
+    with socket.create_connection(("127.0.0.1", running.port), timeout=15) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+        sent = 0
+        closed = False
+        while sent < 200 and not closed:  # 200 bytes, one every 0.1 s: far longer than the header timeout
+            try:
+                sock.sendall(b"X")
+                sent += 1
+                time.sleep(0.1)
+                sock.setblocking(False)
+                closed = sock.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+            finally:
+                sock.setblocking(True)
+    assert closed, "the server kept a connection whose headers never ended"
+    assert sent < 200
+    wait_until(lambda: threading.active_count() <= threads_before, 15, "the slow request's thread did not end")
+    assert running.get("/-/healthy").status == 200
+
+
+def test_200_idle_and_slow_connections_leave_threads_and_memory_bounded_and_other_scrapes_served(
+    exporter: Running,
+) -> None:
+    threads_before, rss_before = threading.active_count(), process_rss_bytes()
+    connections = [socket.create_connection(("127.0.0.1", exporter.port), timeout=15) for _ in range(200)]
+    try:
+        for index, sock in enumerate(connections):
+            if index % 2:
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # headers begun, never ended
+        wait_until(lambda: threading.active_count() >= threads_before + 150, 15, "the connections were not served")
+        scrape = exporter.get("/metrics")  # another client, meanwhile
+        assert scrape.status == 200
+        assert sample_value(scrape.text, "erp_up", target="demo") == 1.0
+        assert threading.active_count() <= threads_before + exporter.server.max_connections
+        assert process_rss_bytes() - rss_before < 64 * 2**20
+    finally:
+        for sock in connections:
+            sock.close()
+    wait_until(lambda: threading.active_count() <= threads_before + 1, 30, "connection threads outlived their clients")
+
+
+def test_connections_beyond_the_limit_get_503_without_a_thread_and_the_limit_frees_up(
+    tmp_path: Path, password: str, start_exporter: Callable[..., Running]
+) -> None:
+    running = start_exporter(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")),
+                             max_connections=20)
+    running.wait_ready()
+    threads_before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", running.port), timeout=15) for _ in range(20)]
+    try:
+        wait_until(lambda: threading.active_count() >= threads_before + 20, 15, "the idle connections were not served")
+        answers = [raw_exchange(running.port, b"GET /metrics HTTP/1.1\r\n\r\n") for _ in range(30)]
+        assert {status_of(answer) for answer in answers} == {503}
+        assert answers[0].endswith(b"too many connections; try again later\n")
+        assert threading.active_count() <= threads_before + 20
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_until(lambda: running.get("/metrics").status == 200, 15, "the limit did not free up")

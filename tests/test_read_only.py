@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from harness import odbc_database
 from servers import MariaDBServer, PostgresServer
+from statement_audit import deliberate
 
 from exporter.checks.base import CheckError, ErrorReason, RunContext
 from exporter.checks.privileges import PrivilegesCheck
@@ -58,9 +59,10 @@ def sqlite_db(tmp_path: Path) -> Iterator[TargetDatabase]:
 
 
 def write_bypassing_the_guard(db: TargetDatabase, sql: str) -> CheckError:
-    """Send a write straight through the session, as if the guard had a hole."""
+    """Send a write straight through the session, as if the guard had a hole (named to the zero-write
+    audit as deliberate: it proves the session refuses it)."""
     with db.session(RunContext(timeout=5)) as session, pytest.raises(CheckError) as refused:
-        session._run(sql, (), max_rows=10)
+        session._run(deliberate(sql), (), max_rows=10)
     return refused.value
 
 

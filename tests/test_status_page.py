@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter.checks.base import ErrorReason
 from exporter.checks.db_response import UP
 from exporter.checks.privileges import CAN_WRITE
 from exporter.db.connstr import ConnectionSpec
@@ -65,3 +66,12 @@ def test_a_login_that_could_write_is_flagged_from_the_metric_role() -> None:
 def test_metrics_of_another_target_do_not_count() -> None:
     up = MetricFamily(UP, [Sample({}, 1.0)])
     assert "unknown" in target_row(page([state("other", "db_response", up)]))
+
+
+def test_an_undecodable_byte_in_an_error_message_does_not_break_the_page() -> None:
+    """Found by tests/test_fuzz_exposition.py: the page could not be encoded, so `/` answered 500."""
+    failed = CheckState(CheckKey("erp", "db_response"), CheckMeta("x", 15.0, 5.0, 100, {}), success=False,
+                        error_reason=ErrorReason.QUERY, error_message="caf\udce9 <b>")
+    html = page([failed])
+    assert "query: caf\ufffd &lt;b&gt;" in html
+    html.encode("utf-8")

@@ -99,3 +99,11 @@ def test_process_resident_memory_is_this_process_rss() -> None:
     status = Path("/proc/self/status").read_text()
     kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     assert rss.samples[0].value == pytest.approx(kib * 1024, rel=0.2)
+
+
+def test_an_undecodable_byte_in_a_label_value_becomes_a_replacement_character() -> None:
+    """Found by tests/test_fuzz_exposition.py: a driver's surrogateescape'd byte made every scrape fail."""
+    family = gauge("erp_test_rows", "Rows.", "row").family().add(1.0, row="caf\udce9", target="erp")
+    text = assemble([format_families([family])])
+    assert 'row="caf\ufffd"' in text
+    text.encode("utf-8")

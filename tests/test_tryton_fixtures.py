@@ -16,6 +16,7 @@ import pyodbc
 import pytest
 import tryton
 from servers import PostgresServer
+from statement_audit import deliberate
 from tryton import (
     MONITORING_TABLES,
     SEED_PASSWORD,
@@ -187,9 +188,10 @@ def test_postgres_database_refuses_writes_by_the_exporter_role(
     connection_string = postgres.connection_string(database=tryton_postgres_db)
     with closing(pyodbc.connect(connection_string, autocommit=True, timeout=5)) as cnxn:
         with pytest.raises(pyodbc.Error, match="permission denied for table ir_session"):
-            cnxn.execute("INSERT INTO ir_session (key, create_uid, create_date) VALUES ('x', 1, now())")
+            # named to the zero-write audit: the role's grants must refuse it
+            cnxn.execute(deliberate("INSERT INTO ir_session (key, create_uid, create_date) VALUES ('x', 1, now())"))
         with pytest.raises(pyodbc.Error, match="permission denied for table ir_cron"):
-            cnxn.execute("UPDATE ir_cron SET active = false")
+            cnxn.execute(deliberate("UPDATE ir_cron SET active = false"))
     assert postgres.psql("SELECT count(*) FROM ir_session", database=tryton_postgres_db) == "0\n"
 
 

@@ -36,10 +36,12 @@ _FORBIDDEN_WORDS = frozenset({
 })  # fmt: skip
 
 # T-SQL runs every statement of a batch, with or without a ';' between them ("SELECT 1 SHUTDOWN"), so
-# under its rules the statement keywords that write, lock out or reach other servers are refused anywhere.
+# under its rules the statement keywords that write, lock out or reach other servers are refused anywhere,
+# and SET too: "SELECT 1 SET LOCK_TIMEOUT -1" would undo the session setup's lock timeout (T-SQL reserves
+# the word, so no read-only query has it outside brackets).
 _MSSQL_BATCH_WORDS = frozenset({
     "BACKUP", "BULK", "DBCC", "DENY", "DISABLE", "ENABLE", "KILL", "OPENDATASOURCE", "OPENQUERY",
-    "OPENROWSET", "RECEIVE", "RECONFIGURE", "RESTORE", "SEND", "SETUSER", "SHUTDOWN", "UPDATETEXT",
+    "OPENROWSET", "RECEIVE", "RECONFIGURE", "RESTORE", "SEND", "SET", "SETUSER", "SHUTDOWN", "UPDATETEXT",
     "WRITETEXT",
 })  # fmt: skip
 

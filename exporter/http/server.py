@@ -5,7 +5,9 @@ Nothing here runs a check or touches a database: every answer comes from the res
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import logging
 import re
 import socket
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.app import App
@@ -31,12 +33,24 @@ log = logging.getLogger(__name__)
 
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PORT = re.compile(r"^[0-9]{1,5}$")  # ASCII digits only: str.isdigit() also accepts '²' and '٣'
+MAX_ECHOED_TARGET = 200  # an unknown target name longer than this is not echoed back in the answer
 _QUERY = re.compile(r"\?[^\s\"]*")
 
 # A request body up to this size is read and dropped; a bigger one closes the connection after the answer.
 MAX_DISCARDED_BODY = 1 << 20
 # Seconds a connection may sit idle (or stall its TLS handshake) before it is closed.
 IDLE_TIMEOUT = 120.0
+# Seconds from the first byte of a request until its last header line: a client that trickles its headers
+# (slowloris) is cut off then, however often it sends a byte.
+REQUEST_HEADER_TIMEOUT = 10.0
+# Connections served at once, each by its own thread; the next one is answered 503 and closed at once, so
+# neither threads nor memory grow with the number of clients that connect and wait.
+MAX_CONNECTIONS = 256
+_BUSY_BODY = b"too many connections; try again later\n"
+_BUSY_ANSWER = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
 
 _GET_PATHS = frozenset({"/metrics", "/probe", "/-/healthy", "/-/ready", "/"})
 _POST_PATHS = frozenset({"/-/reload"})
@@ -70,11 +84,27 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the listen backlog: bursts of connecting scrapers wait in the kernel
 
-    def __init__(self, address: tuple[str, int], app: App, web: WebConfig, web_base: Path) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: App,
+        web: WebConfig,
+        web_base: Path,
+        max_connections: int = MAX_CONNECTIONS,
+        request_header_timeout: float = REQUEST_HEADER_TIMEOUT,
+    ) -> None:
         self.app = app
         self.web = web
         self.auth = BasicAuth(web.basic_auth_users)
+        self.max_connections = max_connections
+        self.request_header_timeout = request_header_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._deadlines: dict[socket.socket, float] = {}  # connections reading headers -> when to cut them
+        self._deadlines_lock = threading.Lock()
+        self._reaper_stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="erp-http-deadlines", daemon=True)
         host, port = address
         self._dual_stack = False
         if ":" in host:
@@ -127,6 +157,61 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        if not self._reaper.is_alive():
+            self._reaper.start()
+        try:
+            super().serve_forever(poll_interval)
+        finally:
+            self._reaper_stop.set()
+
+    # --- bounded connections ------------------------------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # Answered from the accept loop without a thread: the short answer fits the socket buffer, and a
+            # client that does not read it is not waited for.
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                if not isinstance(request, ssl.SSLSocket):  # no handshake here: a TLS client is just closed
+                    request.send(_BUSY_ANSWER)
+            log.debug("http connection refused: too many connections", extra={"limit": self.max_connections})
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.watch_headers(request, None)
+            self._slots.release()
+
+    def watch_headers(self, connection: Any, seconds: float | None) -> None:
+        """Cut `connection` off unless its request headers are complete within `seconds` (None: done)."""
+        with self._deadlines_lock:
+            if seconds is None:
+                self._deadlines.pop(connection, None)
+            else:
+                self._deadlines[connection] = time.monotonic() + seconds
+
+    def _reap(self) -> None:
+        # One thread for every connection's header deadline, rather than a timer thread per connection.
+        while not self._reaper_stop.wait(min(1.0, self.request_header_timeout / 4)):
+            now = time.monotonic()
+            with self._deadlines_lock:
+                late = [connection for connection, deadline in self._deadlines.items() if deadline < now]
+                for connection in late:
+                    del self._deadlines[connection]
+            for connection in late:
+                log.debug("http request headers too slow; connection closed")
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)  # the handler's blocked read returns at once
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
@@ -136,6 +221,25 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body leave in two writes; with Nagle on, the body waits for the client's delayed ACK
     # of the headers (about 40 ms on Linux) on every keep-alive scrape.
     disable_nagle_algorithm = True
+
+    def handle_one_request(self) -> None:
+        # Waiting for a request is idle time (IDLE_TIMEOUT); from its first byte, the request line and headers
+        # must be complete within the server's header timeout.
+        try:
+            first = cast(io.BufferedReader, self.rfile).peek(1)  # StreamRequestHandler's buffered reader
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if not first:
+            self.close_connection = True
+            return
+        self.server.watch_headers(self.connection, self.server.request_header_timeout)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.server.watch_headers(self.connection, None)  # headers complete (or refused): no more deadline
+        return parsed
 
     # --- routing ------------------------------------------------------------------------------------
 
@@ -197,7 +301,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if name not in self.server.app.target_names():
-            self._text(HTTPStatus.BAD_REQUEST, f"unknown target '{name}': not in the configuration\n")
+            shown = f"'{name}'" if len(name) <= MAX_ECHOED_TARGET else f"of {len(name)} characters"
+            self._text(HTTPStatus.BAD_REQUEST, f"unknown target {shown}: not in the configuration\n")
             return
         self._exposition(self.server.app.exposition.get(target=name))
 

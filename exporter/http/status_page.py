@@ -3,6 +3,7 @@ passed through the secret mask; connection strings are shown with the password r
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from exporter.checks.audits import AuditReport
 from exporter.db.target import TargetDatabase
 from exporter.metrics import StatusRole
 from exporter.store import CheckState
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
             "</tr>"
         )
     reload_line = "ok" if view.reload_ok else f"FAILED, running the previous config: {view.reload_error}"
-    return _PAGE.format(
+    page = _PAGE.format(
         version=escape(__version__),
         config=escape(mask(view.config_file)),
         reload=escape(mask(reload_line)),
@@ -100,6 +103,9 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
         checks="\n".join(rows_checks) or "<tr><td colspan=9>no checks</td></tr>",
         audits=_audits_section(view.audits, mask),
     )
+    # An error message or a row value may hold a lone surrogate (an undecodable byte a driver passed on):
+    # it cannot be sent as UTF-8, and the page must not fail for it.
+    return _SURROGATE.sub("\ufffd", page)
 
 
 def _audits_section(reports: list[AuditReport], mask: Callable[[str], str]) -> str:

@@ -17,6 +17,7 @@ import yaml
 
 PathKey = tuple[str | int, ...]
 
+_PATH_SEPARATORS = re.compile(r"[.\[\]'\"\s]")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -74,7 +75,9 @@ def format_path(path: PathKey) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            # An empty key, or one holding a separator, in quotes: else '' vanishes and 'a.b' reads as two keys.
+            name = repr(part) if not part or _PATH_SEPARATORS.search(part) else part
+            text += f".{name}" if text else name
     return text
 
 
@@ -88,11 +91,18 @@ def load_yaml(
     """
     name = display_name or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise SourceError([SourceIssue(name, None, "", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SourceError([SourceIssue(name, None, "", f"not UTF-8 text: {exc.reason}")]) from None
+        # Name where the bad byte is: in a file of hundreds of lines, "not UTF-8" alone sends one searching.
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8 text: {exc.reason} (byte 0x{data[exc.start]:02x} at column {column})"
+        raise SourceError([SourceIssue(name, line, "", message)]) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text() had them
     return parse_yaml_text(text, name, expand_env=expand_env, strict=strict)
 
 
@@ -133,6 +143,7 @@ def _syntax_issue(name: str, exc: yaml.MarkedYAMLError) -> SourceIssue:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
 _PLAIN_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
@@ -212,12 +223,17 @@ class _Builder:
         if isinstance(key_node, yaml.ScalarNode):
             key = self._scalar_value(key_node, path, expand=False)
         if key is None or not isinstance(key, str | int | float | bool):
-            self.issue(key_node, path, "mapping keys must be plain scalars", at_node=True)
+            written = "null" if isinstance(key_node, yaml.ScalarNode) else "a collection"
+            self.issue(key_node, path, f"mapping keys must be plain scalars, not {written}", at_node=True)
             return None
         return str(key)
 
     def _scalar_value(self, node: yaml.Node, path: PathKey, expand: bool = True) -> Any:
         """Resolve a scalar with the safe loader's rules (ints, floats, bools, null, strings)."""
+        if node.tag == _VALUE_TAG:
+            # A plain '=' resolves to YAML 1.1's obsolete "value" type, which no loader constructs: it is
+            # what was written, the string '=', and validation says whether that fits the key.
+            node = yaml.ScalarNode("tag:yaml.org,2002:str", node.value, node.start_mark, node.end_mark)
         loader = yaml.SafeLoader("")
         try:
             value = loader.construct_object(node, deep=True)
