@@ -736,13 +736,19 @@ def test_an_overlong_request_line_is_414_and_oversized_or_too_many_headers_are_4
     assert exporter.get("/-/healthy").status == 200
 
 
+def connection_threads() -> int:
+    """Threads serving HTTP connections in this process (the exporter runs in it): counting only these,
+    not every thread, keeps check workers and other tests' threads that come and go out of the figure."""
+    return sum(1 for thread in threading.enumerate() if "process_request_thread" in thread.name)
+
+
 def test_a_request_that_trickles_its_headers_is_cut_off_and_its_thread_ends(
     tmp_path: Path, password: str, start_exporter: Callable[..., Running]
 ) -> None:
     running = start_exporter(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")),
                              request_header_timeout=1.0)
     running.wait_ready()
-    threads_before = threading.active_count()
+    threads_before = connection_threads()
     with socket.create_connection(("127.0.0.1", running.port), timeout=15) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\n")
         sent = 0
@@ -762,29 +768,29 @@ def test_a_request_that_trickles_its_headers_is_cut_off_and_its_thread_ends(
                 sock.setblocking(True)
     assert closed, "the server kept a connection whose headers never ended"
     assert sent < 200
-    wait_until(lambda: threading.active_count() <= threads_before, 15, "the slow request's thread did not end")
+    wait_until(lambda: connection_threads() <= threads_before, 15, "the slow request's thread did not end")
     assert running.get("/-/healthy").status == 200
 
 
 def test_200_idle_and_slow_connections_leave_threads_and_memory_bounded_and_other_scrapes_served(
     exporter: Running,
 ) -> None:
-    threads_before, rss_before = threading.active_count(), process_rss_bytes()
+    threads_before, rss_before = connection_threads(), process_rss_bytes()
     connections = [socket.create_connection(("127.0.0.1", exporter.port), timeout=15) for _ in range(200)]
     try:
         for index, sock in enumerate(connections):
             if index % 2:
                 sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # headers begun, never ended
-        wait_until(lambda: threading.active_count() >= threads_before + 150, 15, "the connections were not served")
+        wait_until(lambda: connection_threads() >= threads_before + 150, 15, "the connections were not served")
         scrape = exporter.get("/metrics")  # another client, meanwhile
         assert scrape.status == 200
         assert sample_value(scrape.text, "erp_up", target="demo") == 1.0
-        assert threading.active_count() <= threads_before + exporter.server.max_connections
+        assert connection_threads() <= threads_before + exporter.server.max_connections
         assert process_rss_bytes() - rss_before < 64 * 2**20
     finally:
         for sock in connections:
             sock.close()
-    wait_until(lambda: threading.active_count() <= threads_before + 1, 30, "connection threads outlived their clients")
+    wait_until(lambda: connection_threads() <= threads_before + 1, 30, "connection threads outlived their clients")
 
 
 def test_connections_beyond_the_limit_get_503_without_a_thread_and_the_limit_frees_up(
@@ -793,14 +799,14 @@ def test_connections_beyond_the_limit_get_503_without_a_thread_and_the_limit_fre
     running = start_exporter(config_text(make_sqlite(tmp_path / "demo.db"), make_sqlite(tmp_path / "other.db")),
                              max_connections=20)
     running.wait_ready()
-    threads_before = threading.active_count()
+    threads_before = connection_threads()
     idle = [socket.create_connection(("127.0.0.1", running.port), timeout=15) for _ in range(20)]
     try:
-        wait_until(lambda: threading.active_count() >= threads_before + 20, 15, "the idle connections were not served")
+        wait_until(lambda: connection_threads() >= threads_before + 20, 15, "the idle connections were not served")
         answers = [raw_exchange(running.port, b"GET /metrics HTTP/1.1\r\n\r\n") for _ in range(30)]
         assert {status_of(answer) for answer in answers} == {503}
         assert answers[0].endswith(b"too many connections; try again later\n")
-        assert threading.active_count() <= threads_before + 20
+        assert connection_threads() <= threads_before + 20
     finally:
         for sock in idle:
             sock.close()

@@ -52,6 +52,7 @@ class Lease:
     connection: OpenConnection
     reused: bool
     hung: bool = False
+    cancelling: bool = False  # its run timed out and a cancel was sent; not back yet
     fresh: bool = False  # opened for this run alone (login timing): closed after it, never pooled
     unregister_abandon: Callable[[], None] = field(default=lambda: None)
 
@@ -126,6 +127,7 @@ class ConnectionPool:
         self._idle: list[OpenConnection] = []
         self._in_use = 0
         self._hung = 0
+        self._cancelling = 0  # leases whose query was cancelled and has not returned yet
         self._closed = False
         self._connect_failures_total = 0
         self._last_failure: ClassifiedError | None = None
@@ -167,6 +169,8 @@ class ConnectionPool:
             self._in_use -= 1
             if lease.hung:
                 self._hung -= 1
+            if lease.cancelling:
+                self._cancelling -= 1
             if keep:
                 lease.connection.idle_since = self._clock()
                 self._idle.append(lease.connection)
@@ -205,6 +209,14 @@ class ConnectionPool:
                 while True:
                     if self._closed:
                         raise CheckError(ErrorReason.OTHER, "the target was removed by a config reload")
+                    if self._cancelling:
+                        # The server did not answer an earlier query in time and has not answered its cancel
+                        # yet: another query now would most likely hang beside it (a frozen server would
+                        # cost a second worker before the first is even given up on).
+                        raise CheckError(
+                            ErrorReason.TIMEOUT,
+                            "an earlier query on this target timed out and its cancel has not returned yet",
+                        )
                     if self._hung:
                         raise CheckError(
                             ErrorReason.TIMEOUT,
@@ -304,5 +316,18 @@ class ConnectionPool:
                     lease.hung = True
                     self._hung += 1
 
-        lease.unregister_abandon = token.on_abandon(mark_hung)
+        def mark_cancelling() -> None:
+            with self._cond:
+                if not lease.cancelling:
+                    lease.cancelling = True
+                    self._cancelling += 1
+
+        unregister_abandon = token.on_abandon(mark_hung)
+        unregister_cancel = token.on_cancel(mark_cancelling)
+
+        def unregister() -> None:
+            unregister_abandon()
+            unregister_cancel()
+
+        lease.unregister_abandon = unregister
         return lease
