@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleet_configs import (
     REPLICAS,
+    RULES_DIR,
     Agent,
     Intervals,
     Landscape,
@@ -143,7 +144,9 @@ class FleetSpec:
     # extra flags: the tests re-send alerts every second and shorten the cluster's peer wait
     central_flags: Sequence[str] = ()
     alertmanager_flags: Sequence[str] = ()
+    agent_flags: Sequence[str] = ()
     ports: Callable[[], int] = free_port
+    rules_dir: Path = RULES_DIR  # the generated rules (the tests generate them with shorter `for`)
 
 
 def site_names(count: int) -> list[str]:
@@ -216,7 +219,7 @@ class Fleet:
             self.parts[agent.name] = Part(agent.name, [
                 prometheus, "--enable-feature=agent", f"--config.file={var / (agent.name + '.yml')}",
                 f"--storage.agent.path={var / agent.name}", f"--web.listen-address={address(agent.port)}",
-                "--web.enable-lifecycle",
+                "--web.enable-lifecycle", *self.spec.agent_flags,
             ], var / "logs" / f"{agent.name}.log", f"http://{address(agent.port)}/-/ready")  # fmt: skip
 
     def write_configs(self) -> None:
@@ -229,7 +232,7 @@ class Fleet:
                 exporter_config(landscape, intervals, host=self.spec.host_metrics))
         for agent in self.agents:
             (var / f"{agent.name}.yml").write_text(agent_config(agent, self.landscapes, self.central_port, intervals))
-        (var / "central.yml").write_text(central_config(self.alertmanager_ports, intervals,
+        (var / "central.yml").write_text(central_config(self.alertmanager_ports, intervals, self.spec.rules_dir,
                                                          self_port=self.central_port))  # fmt: skip
         (var / "alertmanager.yml").write_text(self.alertmanager_config)
 
