@@ -15,7 +15,9 @@ Durations are measured and reported (record_property and the printed lines), nev
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -35,7 +37,7 @@ from alerting_stack import Notification, WebhookReceiver, alertmanager_test_conf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "fleet"))
 
-from fleet import Fleet, FleetSpec  # noqa: E402
+from fleet import Fleet, FleetSpec, exporter_binary  # noqa: E402
 from fleet_configs import Intervals, unclosed_work_orders  # noqa: E402
 
 INTERVAL = 1.0  # seconds: scrape, evaluation and check interval
@@ -313,3 +315,25 @@ def test_every_aggregation_and_join_of_the_generated_rules_keeps_site_and_landsc
 def test_every_recorded_series_at_the_central_carries_site_and_landscape(stack: Stack) -> None:
     recorded = wait_for(lambda: stack.query('{__name__=~"erp:.+"}'), 30, "no recording rule result")
     assert [s["metric"] for s in recorded if not {"site", "landscape"} <= set(s["metric"])] == []
+
+
+def test_the_health_report_of_one_site_lists_only_that_site_s_landscapes(stack: Stack) -> None:
+    done = subprocess.run(
+        [exporter_binary(), "report", "health", f"--prometheus.url={stack.fleet.central_url}", "--range=5m",
+         "--site=site-1", "--format=json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["filters"] == {"site": "site-1"}
+    assert {row["subject"] for row in document["rows"] if row["section"] == "targets"} == {"erp-site-1-l1"}
+
+
+def test_the_report_names_the_sites_that_exist_for_an_unknown_one(stack: Stack) -> None:
+    done = subprocess.run(
+        [exporter_binary(), "report", "health", f"--prometheus.url={stack.fleet.central_url}", "--range=5m",
+         "--site=site-9"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "--site 'site-9': no series over the range has it; sites with data: site-1, site-2" in done.stderr
