@@ -25,11 +25,12 @@ APT_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc \
 # Only the tests need these: headless Chromium opens the HTML reports.
 TEST_APT_PACKAGES := chromium
 
-.PHONY: help demo stack test lint typecheck unit system-packages test-packages apt-install venv tryton dashboards rules clean
+.PHONY: help demo stack fleet test lint typecheck unit system-packages test-packages apt-install venv tryton dashboards rules clean
 
 help:
 	@echo "make demo    install, start a demo Tryton ERP, run the exporter on it on $(LISTEN)"
 	@echo "make stack   the demo plus Prometheus and Alertmanager on loopback (no Docker)"
+	@echo "make fleet   several landscapes, an agent pair per site, a central Prometheus, clustered Alertmanagers"
 	@echo "make test    install, then ruff, mypy and the whole pytest suite"
 	@echo "make rules   regenerate alert_rules/*.rules.yml and the runbook index from alert_rules/thresholds.yml"
 	@echo "make dashboards  regenerate grafana_dashboards/*.json (after changing thresholds or rules)"
@@ -77,6 +78,13 @@ demo: venv tryton
 STACK_ARGS ?=
 stack: venv tryton
 	$(BIN)/python deploy/stack/run_stack.py $(STACK_ARGS)
+
+# Several landscapes (an exporter each on a small SQLite database), per site two Prometheus agents, a central
+# Prometheus with the rules and two clustered Alertmanagers, all on loopback; ports printed, Ctrl-C stops all.
+# More: make fleet FLEET_ARGS="--sites 2 --landscapes-per-site 3 --scrape-interval 5s"
+FLEET_ARGS ?=
+fleet: venv
+	$(BIN)/python deploy/fleet/run_fleet.py $(FLEET_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

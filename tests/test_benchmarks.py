@@ -19,3 +19,12 @@ def test_render_benchmark_runs_and_reports_both_formatters() -> None:
     assert re.search(r"exporter formatter : median +[0-9.]+ ms", done.stdout)
     assert re.search(r"prometheus_client  : median +[0-9.]+ ms", done.stdout)
     assert re.search(r"ratio +: [0-9.]+x", done.stdout)
+
+
+def test_fleet_benchmark_runs_one_landscape_and_reports_its_figures() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fleet_benchmark.py"), "--sizes", "1",
+                           "--interval", "1s", "--seconds", "3"], capture_output=True, text=True, timeout=180,
+                          check=False, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    row = r"^\| 1 \| \d+ \| [\d,]+ \| [\d,]+ \| [\d.,]+ KiB/s \| [\d.]+ MiB \| [\d.]+ MiB \| [\d,]+ \| 0 \|$"
+    assert re.search(row, done.stdout, re.MULTILINE), done.stdout

@@ -261,13 +261,17 @@ def test_a_landscape_s_exporter_down_fires_erp_exporter_down_for_its_site_only(s
     assert "replica" not in firing[0]
 
 
-def test_one_alert_through_the_clustered_alertmanagers_is_one_notification(stack: Stack) -> None:
+def test_one_alert_through_the_clustered_alertmanagers_is_one_notification(
+    stack: Stack, record_property: Any
+) -> None:
     wait_healthy(stack)
     fleet = stack.fleet
-    stopped_at = time.time()
+    stopped_at, stopped = time.time(), time.monotonic()
     fleet.part("exporter-site-2-l1").kill()
     try:
         first = stack.webhook.wait(exporter_down("site-2", since=stopped_at), timeout=60)
+        record_property("exporter_killed_to_notification_seconds", round(first.received - stopped, 2))
+        print(f"\nexporter killed -> notification (both members up) {first.received - stopped:.2f}s")
         # Prometheus sends every alert to both members (not a load balancer), so both hold it
         wait_for(lambda: all(stack.alertmanager_alerts(i, "ErpExporterDown") for i in (0, 1)), 30,
                  "not both Alertmanagers have the alert")  # fmt: skip
@@ -281,14 +285,18 @@ def test_one_alert_through_the_clustered_alertmanagers_is_one_notification(stack
     assert first.receiver == "line2-erp-admins"
 
 
-def test_with_one_alertmanager_killed_the_notification_still_arrives_once(stack: Stack) -> None:
+def test_with_one_alertmanager_killed_the_notification_still_arrives_once(
+    stack: Stack, record_property: Any
+) -> None:
     wait_healthy(stack)
     fleet = stack.fleet
     fleet.part("alertmanager-1").kill()
-    stopped_at = time.time()
+    stopped_at, stopped = time.time(), time.monotonic()
     fleet.part("exporter-site-1-l1").kill()
     try:
         first = stack.webhook.wait(exporter_down("site-1", since=stopped_at), timeout=60)
+        record_property("exporter_killed_to_notification_seconds", round(first.received - stopped, 2))
+        print(f"\nexporter killed -> notification (one member killed) {first.received - stopped:.2f}s")
         for count in range(1, 4):
             stack.webhook.wait(lambda n: n.receiver == "heartbeat", timeout=30, after=first.received + count * 2.0)
     finally:
