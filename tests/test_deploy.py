@@ -674,3 +674,10 @@ def test_fleet_kubernetes_alertmanagers_peer_with_each_other_through_the_headles
         "--cluster.peer=erp-alertmanager-0.erp-alertmanager:9094",
         "--cluster.peer=erp-alertmanager-1.erp-alertmanager:9094",
     ]
+
+
+@pytest.mark.parametrize("site", ["site-1", "site-2"])
+def test_fleet_compose_exporter_configs_pass_check_config(site: str) -> None:
+    result = _run(BIN / "erp-exporter", "check-config", f"--config.file={FLEET / 'exporter' / f'{site}.yml'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK (1 target" in result.stdout
