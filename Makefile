@@ -31,11 +31,12 @@ PEERS_DIR := var/peers
 PEER_DEBIAN_PACKAGES := prometheus-sql-exporter prometheus-postgres-exporter
 PEERS_STAMP := $(PEERS_DIR)/.installed
 
-.PHONY: help demo stack test lint typecheck unit system-packages test-packages apt-install venv tryton peers dashboards rules clean
+.PHONY: help demo stack fleet test lint typecheck unit system-packages test-packages apt-install venv tryton peers dashboards rules clean
 
 help:
 	@echo "make demo    install, start a demo Tryton ERP, run the exporter on it on $(LISTEN)"
 	@echo "make stack   the demo plus Prometheus and Alertmanager on loopback (no Docker)"
+	@echo "make fleet   several landscapes, an agent pair per site, a central Prometheus, clustered Alertmanagers"
 	@echo "make test    install, then ruff, mypy and the whole pytest suite"
 	@echo "make peers   unpack the exporters benchmarks/peers_benchmark.py compares with (under var/peers)"
 	@echo "make rules   regenerate alert_rules/*.rules.yml and the runbook index from alert_rules/thresholds.yml"
@@ -84,6 +85,13 @@ demo: venv tryton
 STACK_ARGS ?=
 stack: venv tryton
 	$(BIN)/python deploy/stack/run_stack.py $(STACK_ARGS)
+
+# Several landscapes (an exporter each on a small SQLite database), per site two Prometheus agents, a central
+# Prometheus with the rules and two clustered Alertmanagers, all on loopback; ports printed, Ctrl-C stops all.
+# More: make fleet FLEET_ARGS="--sites 2 --landscapes-per-site 3 --scrape-interval 5s"
+FLEET_ARGS ?=
+fleet: venv
+	$(BIN)/python deploy/fleet/run_fleet.py $(FLEET_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -161,7 +161,8 @@ def test_every_route_but_the_heartbeat_is_muted_in_planned_maintenance() -> None
 
 
 def test_grouping_keeps_one_condition_per_notification() -> None:
-    assert config()["route"]["group_by"] == ["alertname", "target", "instance"]
+    # site and landscape: one notification per landscape of a fleet (absent on a single Prometheus)
+    assert config()["route"]["group_by"] == ["alertname", "site", "landscape", "target", "instance"]
 
 
 # -- a real Alertmanager applies the inhibition rules -------------------------------------------------------------

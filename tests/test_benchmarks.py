@@ -32,3 +32,12 @@ def test_peers_benchmark_smoke_run_measures_every_exporter_on_the_same_series() 
         assert cells[1] == "1000", f"{name} exported {cells[1]} of the 1000 series"
         assert all(re.fullmatch(r"[0-9.,]+", cell) for cell in cells[2:9]), f"{name}: {cells}"
     assert rows["sql_exporter"][9] == "1.0 / 1.0"
+
+
+def test_fleet_benchmark_runs_one_landscape_and_reports_its_figures() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fleet_benchmark.py"), "--sizes", "1",
+                           "--interval", "1s", "--seconds", "3"], capture_output=True, text=True, timeout=180,
+                          check=False, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    row = r"^\| 1 \| \d+ \| [\d,]+ \| [\d,]+ \| [\d.,]+ KiB/s \| [\d.]+ MiB \| [\d.]+ MiB \| [\d,]+ \| 0 \|$"
+    assert re.search(row, done.stdout, re.MULTILINE), done.stdout

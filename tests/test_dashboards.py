@@ -173,9 +173,9 @@ def test_every_panel_has_a_unit_and_the_datasource_variable() -> None:
 def test_every_board_defines_the_variables_datasource_environment_target() -> None:
     for board in boards().values():
         variables = {v["name"]: v for v in board["templating"]["list"]}
-        assert {"datasource", "environment", "target", "instance"} <= set(variables), board["uid"]
+        assert {"datasource", "site", "environment", "target", "instance"} <= set(variables), board["uid"]
         assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-        for name in ("environment", "target", "instance"):
+        for name in ("site", "environment", "target", "instance"):
             assert variables[name]["type"] == "query" and variables[name]["datasource"] == DATASOURCE
             assert variables[name]["query"].startswith("label_values(")
 
@@ -555,6 +555,7 @@ def stack(
                 with log.open("a") as lines:
                     lines.write("2026-01-01 00:00:00 UTC [1] ERROR:  deadlock detected\n")
                 values = {
+                    "site": ".*",  # Grafana's "All": this single Prometheus has no site label
                     "environment": "test",
                     "target": "(erp-pg|erp-tryton|erp-down)",
                     "instance": exporter.address,
@@ -659,7 +660,7 @@ def test_the_scheduled_job_alert_fires_so_the_alert_panels_have_data(stack: Stac
 
 
 def test_every_variable_query_returns_the_test_values(stack: Stack) -> None:
-    expected = {"environment": {"test"}, "target": {"erp-pg", "erp-tryton", "erp-down"},
+    expected = {"site": set(), "environment": {"test"}, "target": {"erp-pg", "erp-tryton", "erp-down"},
                 "instance": {stack.exporter.address},
                 "owner": {"sales", "finance", "procurement", "production", "logistics"}}
     for board in boards().values():

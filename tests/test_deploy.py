@@ -554,3 +554,130 @@ def test_prometheus_rule_spec_passes_promtool_check_rules(tmp_path: Path) -> Non
     result = _run(PROMTOOL, "check", "rules", spec)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {_rule_count(RULE_FILES)} rules found" in result.stdout
+
+
+# -- the fleet (deploy/fleet/: compose and Kubernetes beside `make fleet`) ------------------------------------
+
+FLEET = REPO / "deploy" / "fleet"
+FLEET_COMPOSE = FLEET / "docker-compose.yml"
+FLEET_K8S = FLEET / "kubernetes"
+fleet_configs = _load_module("fleet_configs", FLEET / "fleet_configs.py")
+
+
+def _fleet_agent_relabel() -> list[dict[str, Any]]:
+    """What `make fleet` writes into every agent's remote_write: the deploy files must do the same."""
+    agent = fleet_configs.Agent("site-1", "a", 1)
+    written = yaml.safe_load(fleet_configs.agent_config(agent, [], 2, fleet_configs.Intervals()))
+    relabel: list[dict[str, Any]] = written["remote_write"][0]["write_relabel_configs"]
+    return relabel
+
+
+def _config_map_file(manifest: str, kind_name: str, key: str, tmp_path: Path) -> Path:
+    documents = list(yaml.safe_load_all((FLEET_K8S / manifest).read_text()))
+    (config_map,) = [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == kind_name]
+    path = tmp_path / key
+    path.write_text(config_map["data"][key])
+    return path
+
+
+def test_fleet_compose_file_matches_the_compose_specification() -> None:
+    result = _run(BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", FLEET_COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fleet_compose_runs_exporters_agent_pairs_the_central_and_two_alertmanagers() -> None:
+    compose = _yaml(FLEET_COMPOSE)
+    services = compose["services"]
+    assert set(services) == {"erp-exporter-site-1", "erp-exporter-site-2", "agent-site-1-a", "agent-site-1-b",
+                             "agent-site-2-a", "agent-site-2-b", "central", "alertmanager-1", "alertmanager-2"}
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (FLEET / source).exists(), f"{name}: {source} does not exist"
+                assert volume.endswith(":ro"), f"{name}: {volume} should be read-only"
+            else:
+                assert source in compose["volumes"], f"{name}: volume {source} is not declared"
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    replicas = {name: service["environment"]["REPLICA"] for name, service in services.items() if "agent" in name}
+    assert replicas == {"agent-site-1-a": "a", "agent-site-1-b": "b", "agent-site-2-a": "a", "agent-site-2-b": "b"}
+    assert "--web.enable-remote-write-receiver" in services["central"]["command"]
+    assert "--cluster.peer=alertmanager-2:9094" in services["alertmanager-1"]["command"]
+    assert "--cluster.peer=alertmanager-1:9094" in services["alertmanager-2"]["command"]
+
+
+@pytest.mark.parametrize("site", ["site-1", "site-2"])
+def test_fleet_agent_configs_pass_promtool_in_agent_mode_and_deduplicate_like_make_fleet(site: str) -> None:
+    path = FLEET / "prometheus" / f"agent-{site}.yml"
+    result = _run(PROMTOOL, "check", "config", "--agent", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = _yaml(path)
+    assert config["global"]["external_labels"] == {"site": site, "replica": "${REPLICA}"}
+    assert config["remote_write"][0]["write_relabel_configs"] == _fleet_agent_relabel()
+    assert config["remote_write"][0]["url"] == "http://central:9090/api/v1/write"
+
+
+def test_fleet_central_config_passes_promtool_with_every_rule_file() -> None:
+    result = _run(PROMTOOL, "check", "config", FLEET / "prometheus" / "central.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sum(int(n) for n in re.findall(r"SUCCESS: (\d+) rules found", result.stdout)) == _rule_count(RULE_FILES)
+    config = _yaml(FLEET / "prometheus" / "central.yml")
+    assert config["storage"]["tsdb"]["out_of_order_time_window"] == fleet_configs.OUT_OF_ORDER_WINDOW
+
+
+def test_fleet_compose_central_finds_the_rule_files_through_its_mounts() -> None:
+    central = _yaml(FLEET_COMPOSE)["services"]["central"]
+    config_in_container = PurePosixPath("/etc/prometheus/deploy/fleet/prometheus/central.yml")
+    (pattern,) = _yaml(FLEET / "prometheus" / "central.yml")["rule_files"]
+    rules_in_container = PurePosixPath(*_normalise(config_in_container.parent / pattern))
+    mounted = {PurePosixPath(v.split(":")[1]): v.split(":")[0] for v in central["volumes"]}
+    source = mounted[rules_in_container.parent]
+    assert sorted((FLEET / source).resolve().glob(rules_in_container.name)) == RULE_FILES
+
+
+def test_fleet_kubernetes_manifests_pass_kubernetes_validate_strict() -> None:
+    files = ["agents.yaml", "alertmanager.yaml", "central.yaml"]
+    result = _run(BIN / "kubernetes-validate", "--strict", "-k", "1.30", *files, cwd=FLEET_K8S)
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = re.findall(r"INFO (\S+) passed for resource (\S+) against version 1.30", result.stdout + result.stderr)
+    assert len(passed) == 7, passed
+
+
+def test_fleet_kustomization_lists_every_manifest() -> None:
+    kustomization = _yaml(FLEET_K8S / "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in FLEET_K8S.glob("*.yaml")
+                                                        if p.name != "kustomization.yaml")  # fmt: skip
+
+
+def test_fleet_kubernetes_agent_config_passes_promtool_and_deduplicates_like_make_fleet(tmp_path: Path) -> None:
+    path = _config_map_file("agents.yaml", "erp-agent-config", "agent.yml", tmp_path)
+    result = _run(PROMTOOL, "check", "config", "--agent", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _yaml(path)["remote_write"][0]["write_relabel_configs"] == _fleet_agent_relabel()
+
+
+def test_fleet_kubernetes_central_config_passes_promtool_with_the_rule_files(tmp_path: Path) -> None:
+    path = _config_map_file("central.yaml", "erp-central-config", "central.yml", tmp_path)
+    path.write_text(path.read_text().replace("/etc/prometheus/rules/", f"{REPO}/alert_rules/"))
+    result = _run(PROMTOOL, "check", "config", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(RULE_FILES)} rule files found" in result.stdout
+
+
+def test_fleet_kubernetes_alertmanagers_peer_with_each_other_through_the_headless_service() -> None:
+    documents = {d["kind"]: d for d in yaml.safe_load_all((FLEET_K8S / "alertmanager.yaml").read_text())}
+    args = documents["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert documents["StatefulSet"]["spec"]["replicas"] == 2
+    assert documents["Service"]["spec"]["clusterIP"] == "None"
+    assert [a for a in args if a.startswith("--cluster.peer=")] == [
+        "--cluster.peer=erp-alertmanager-0.erp-alertmanager:9094",
+        "--cluster.peer=erp-alertmanager-1.erp-alertmanager:9094",
+    ]
+
+
+@pytest.mark.parametrize("site", ["site-1", "site-2"])
+def test_fleet_compose_exporter_configs_pass_check_config(site: str) -> None:
+    result = _run(BIN / "erp-exporter", "check-config", f"--config.file={FLEET / 'exporter' / f'{site}.yml'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK (1 target" in result.stdout

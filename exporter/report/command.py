@@ -2,7 +2,7 @@
 
 Exit codes: 0 report printed (rows without data say "no data"), 1 Prometheus could not be asked or refused a
 query, or the output file could not be written (one line on stderr), 2 bad flags (argparse's usage message),
-or a --target, --environment, --owner or --audit that no series over the range has (the names that exist).
+or a --site, --target, --environment, --owner or --audit that no series over the range has (the names that exist).
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                         help="how far back the report looks, a Prometheus duration (default: 30d)")
     parser.add_argument("--end", dest="end", type=parse_end, default=None, metavar="TIME",
                         help="when the range ends: Unix seconds or ISO 8601 (default: now)")
+    parser.add_argument("--site", default=None, metavar="NAME",
+                        help="only the landscapes of this site of a fleet (its agents' `site` external label)")
     parser.add_argument("--environment", default=None, metavar="NAME", help="only targets with this environment label")
     parser.add_argument("--target", default=None, metavar="NAME", help="only this target")
     parser.add_argument("--format", dest="format", choices=FORMATS, default="text", help="output (default: text)")
@@ -165,6 +167,7 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 
 #: (flag, label, the series whose labels name what exists)
 NAMED_FILTERS = (
+    ("--site", "site", "erp_check_success"),
     ("--environment", "environment", "erp_check_success"),
     ("--target", "target", 'erp_check_success{target!=""}'),
     ("--owner", "owner", "erp_audit_violations"),
@@ -229,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         range_text=args.range or DEFAULT_RANGE,
         range_seconds=parse_duration(args.range or DEFAULT_RANGE),
         end=args.end if args.end is not None else time.time(),
+        site=args.site,
         environment=args.environment,
         target=args.target,
         thresholds=thresholds,

@@ -4,10 +4,10 @@ A row's expression is a template evaluated as one instant query at the end of th
 
 - ``$range``  the report's range (``30d``), for ``*_over_time``, ``deriv`` and ``increase``;
 - ``$step``   the resolution of subqueries (the range / 10000, at least 1s);
-- ``$sel``    the label matchers of ``--environment`` / ``--target`` (``environment="prod",``), written last
-  inside a selector's braces (``erp_up{$sel}``, ``erp_x{step="",$sel}``: PromQL allows the trailing comma);
-- ``$targets`` for rows about exporter instances (hosts, backups): `` and on (job, instance) ...`` keeping only
-  the instances that watch a selected target (empty without filters);
+- ``$sel``    the label matchers of ``--site`` / ``--environment`` / ``--target`` (``environment="prod",``), written
+  last inside a selector's braces (``erp_up{$sel}``, ``erp_x{step="",$sel}``: PromQL allows the trailing comma);
+- ``$targets`` for rows about exporter instances (hosts, backups): `` and on (site, landscape, job, instance) ...``
+  keeping only the instances that watch a selected target (empty without filters);
 - ``$step_seconds`` the same step as a number, to turn a count of subquery steps into time;
 - ``$history_step`` the coarser step (the range / 200) a forecast's history is measured on;
 - ``$fs``, ``$dbmounts`` and ``$calendar``: the filesystem and calendar selectors of alert_rules/thresholds.yml.

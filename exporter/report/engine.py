@@ -11,6 +11,7 @@ from string import Template
 from exporter.report.client import PrometheusClient, Sample, Series
 from exporter.report.definitions import Chart, Limit, Report, Row, Section, Thresholds
 from exporter.report.forecast import History
+from exporter.signals.signal import FLEET_LABELS
 from exporter.source.durations import format_duration
 
 #: told after each query: (queries asked so far, queries in all) — the terminal's progress line
@@ -29,6 +30,7 @@ class Options:
     range_text: str  # as given (a Prometheus duration, already validated)
     range_seconds: float
     end: float  # Unix seconds: every query is an instant query at this time
+    site: str | None = None  # a fleet's site (docs/scaling.md); None on a single Prometheus
     environment: str | None = None
     target: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -40,7 +42,8 @@ class Options:
         return self.end - self.range_seconds
 
     def filters(self) -> dict[str, str]:
-        found = {"environment": self.environment, "target": self.target, "owner": self.owner, "audit": self.audit}
+        found = {"site": self.site, "environment": self.environment, "target": self.target, "owner": self.owner,
+                 "audit": self.audit}
         return {name: value for name, value in found.items() if value is not None}
 
 
@@ -100,7 +103,7 @@ def variables(options: Options) -> dict[str, str]:
     targets = ""
     if sel:
         targets = (
-            " and on (job, instance) group by (job, instance) "
+            f" and on ({FLEET_LABELS}, job, instance) group by ({FLEET_LABELS}, job, instance) "
             f'(last_over_time(erp_check_success{{target!="",{sel}}}[{options.range_text}]))'
         )
     thresholds = options.thresholds

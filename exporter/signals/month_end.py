@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.signals.signal import Signal
+from exporter.signals.signal import FLEET_LABELS, Signal
 
 WINDOW_RECORD = "erp:month_end_window:active"
 
@@ -25,15 +25,16 @@ POSTING_BACKLOG_GROWTH_1H = Signal(
 
 
 def window_active(calendar_selector: str, days_before_close: int) -> Signal:
-    """1 while a closing period is on, or at most `days_before_close` workdays before one; else 0.
+    """1 while a closing period is on, or at most `days_before_close` workdays before one; else 0, per landscape
+    (each exporter publishes its own landscape's calendar).
 
     `calendar_selector` picks the business calendar (`{calendar="finance"}`, or '' for any).
     """
     return Signal(
         WINDOW_RECORD,
-        "max(\n"
+        f"max by ({FLEET_LABELS}) (\n"
         f"  erp_calendar_month_end_close{calendar_selector}\n"
         "  or\n"
-        f"  (min(erp_calendar_workdays_to_close{calendar_selector}) <= bool {days_before_close})\n"
+        f"  (min by ({FLEET_LABELS}) (erp_calendar_workdays_to_close{calendar_selector}) <= bool {days_before_close})\n"
         ")\n",
     )

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The labels a fleet adds to every series of a landscape (docs/scaling.md, "A fleet of landscapes"): `site`, the
+#: external label of the site's agent pair, and `landscape`, the scrape's target label. Every aggregation and
+#: join keeps them, so a rule never mixes two landscapes; on a single Prometheus they are absent and change nothing.
+FLEET_LABELS = "site, landscape"
+
 
 @dataclass(frozen=True)
 class Signal:

@@ -28,13 +28,16 @@ DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAG = "erp-exporter"
 
 # Selectors of the variables. Target-scoped series carry target and the target's static labels; host,
-# process, backup, log, calendar and exporter series carry only the scrape's job and instance.
-T = 'environment=~"$environment", target=~"$target"'
-INST = 'instance=~"$instance"'
+# process, backup, log, calendar and exporter series carry only the scrape's job and instance. In a fleet
+# (docs/scaling.md) every series also carries `site`; on a single Prometheus it is absent and "All" (.*)
+# matches the empty value.
+SITE = 'site=~"$site"'
+T = f'{SITE}, environment=~"$environment", target=~"$target"'
+INST = f'{SITE}, instance=~"$instance"'
 # Checks of targets and of the exporter itself (host, backups...: target="")
-CHECKS = 'instance=~"$instance", target=~"$target"'
+CHECKS = f'{SITE}, instance=~"$instance", target=~"$target"'
 NOT_JOB_LOG = 'source!="job_log"'
-ENV = 'environment=~"$environment"'  # HTTP transactions carry their entry's labels, not a target
+ENV = f'{SITE}, environment=~"$environment"'  # HTTP transactions carry their entry's labels, not a target
 FIRING = 'alertstate="firing"'
 NOT_WATCHDOG = 'alertname!="Watchdog"'
 AUDIT_CHECKS = 'check=~"audit:.*"'  # scheduled jobs have no latency objective (same as the alerts)
@@ -398,11 +401,14 @@ def variables(limits: Limits, *extra: Builder[models.VariableModel]) -> list[Bui
     return [
         dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
         .description("The Prometheus that scrapes the ERP exporters."),
-        query("environment", "Environment", "label_values(erp_up, environment)",
+        query("site", "Site", "label_values(erp_up, site)",
+              "The `site` of a fleet (the external label of the site's Prometheus agent pair); empty on a single "
+              "Prometheus."),
+        query("environment", "Environment", 'label_values(erp_up{site=~"$site"}, environment)',
               "The `environment` label of the targets (static target labels in the exporter's config)."),
-        query("target", "Target", 'label_values(erp_up{environment=~"$environment"}, target)',
+        query("target", "Target", 'label_values(erp_up{site=~"$site", environment=~"$environment"}, target)',
               "A database of the ERP landscape (the exporter's `target` label)."),
-        query("instance", "Exporter", f'label_values(erp_exporter_build_info{{job="{job}"}}, instance)',
+        query("instance", "Exporter", f'label_values(erp_exporter_build_info{{job="{job}", site=~"$site"}}, instance)',
               "An exporter (one per ERP landscape or host): host, backup, log and the exporter's own series."),
         *extra,
     ]

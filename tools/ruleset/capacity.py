@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exporter.signals.capacity import CPU_BUSY, DISK_BUSY, FILESYSTEM_AVAILABLE, MEMORY_AVAILABLE
+from exporter.signals.signal import FLEET_LABELS
 from ruleset import month_end
 from ruleset.builder import Alert, Group, RuleBuilder, fill, num, promql
 
@@ -40,9 +41,9 @@ def groups(b: RuleBuilder) -> list[Group]:
             name="ErpDatabaseGrowthFillsDisk", severity=severity, support_line="2", component="database",
             expr=fill(promql("""
                 (predict_linear(erp_database_size_bytes[6h], @days@ * 86400) - erp_database_size_bytes)
-                > on (job, instance) group_left ()
-                min by (job, instance) (erp_host_filesystem_avail_bytes{@fs@,mountpoint=~"@mounts@"})
-            """), fs=b.fs, mounts=b.db_mounts, days=days),
+                > on (@fleet@, job, instance) group_left ()
+                min by (@fleet@, job, instance) (erp_host_filesystem_avail_bytes{@fs@,mountpoint=~"@mounts@"})
+            """), fleet=FLEET_LABELS, fs=b.fs, mounts=b.db_mounts, days=days),
             for_=b.for_("ErpDatabaseGrowthFillsDisk"),
             summary="Database {{ $labels.target }} will outgrow its disk",
             description=(

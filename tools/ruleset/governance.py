@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from exporter.signals.signal import FLEET_LABELS
 from ruleset.builder import Group, RuleBuilder, fill, promql, rule_dict
 
 
 def groups(b: RuleBuilder) -> list[Group]:
-    on = "on (job, instance, target, audit) group_left ()"  # thresholds: "above this"
+    on = f"on ({FLEET_LABELS}, job, instance, target, audit) group_left ()"  # thresholds: "above this"
     from_series = {"support_line": "{{ $labels.support_line }}", "owner": "{{ $labels.owner }}"}
     description = (
         "{{ $value | humanize }} records violate audit {{ $labels.audit }} ({{ $labels.category }}) on "
         "{{ $labels.target }}, owned by {{ $labels.owner }}; its @level@ threshold is "
-        "{{ with printf `erp_audit_@level@_threshold{target=%q,audit=%q}` $labels.target $labels.audit "
+        "{{ with printf `erp_audit_@level@_threshold{site=%q,target=%q,audit=%q}` $labels.site $labels.target "
+        "$labels.audit "
         "| query }}{{ . | first | value | humanize }}{{ end }}. "
         "See the offending records with: erp-exporter audit {{ $labels.audit }}"
     )
@@ -23,7 +25,7 @@ def groups(b: RuleBuilder) -> list[Group]:
             name,
             promql(f"""
                 (erp_audit_violations > {on} erp_audit_warning_threshold)
-                unless on (job, instance, target, audit)
+                unless on ({FLEET_LABELS}, job, instance, target, audit)
                 (erp_audit_violations > {on} erp_audit_critical_threshold)
             """),
             b.for_(name),

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from exporter.signals.month_end import POSTING_BACKLOG, POSTING_BACKLOG_GROWTH_1H, WINDOW_RECORD
+from exporter.signals.signal import FLEET_LABELS
 from exporter.signals.transactions import LATENCY_P95
 from ruleset.builder import RuleBuilder, duration_seconds, human_seconds, num, promql
 
@@ -17,9 +18,10 @@ def month_end_rules(b: RuleBuilder) -> list[dict[str, Any]]:
         "window": str(b.month_end["trend_window"]),
         "horizon": horizon,
         "horizon_s": duration_seconds(horizon),
-        "in_window": f"and on () ({WINDOW_RECORD} == 1)",
+        "in_window": f"and on ({FLEET_LABELS}) ({WINDOW_RECORD} == 1)",
         "p95_record": LATENCY_P95.record,
-        "in_close": f"and on () (max(erp_calendar_month_end_close{b.calendar}) == 1)",
+        "in_close": f"and on ({FLEET_LABELS}) "
+        f"(max by ({FLEET_LABELS}) (erp_calendar_month_end_close{b.calendar}) == 1)",
         "when": f"In or up to {int(b.month_end['days_before_close'])} business days before the month-end "
         "close",
     }
@@ -135,6 +137,7 @@ def previous_close(b: RuleBuilder, expr_at: str) -> str:
         at = expr_at.replace("@offset@", str(offset))
         parts.append(
             f"    ({at}\n"
-            f"     and on () (max(erp_calendar_month_end_close{b.calendar} offset {offset}) == 1))\n"
+            f"     and on ({FLEET_LABELS})\n"
+            f"       (max by ({FLEET_LABELS}) (erp_calendar_month_end_close{b.calendar} offset {offset}) == 1))\n"
         )
     return "  or\n".join(parts)

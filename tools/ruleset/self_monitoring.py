@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter.signals.signal import FLEET_LABELS
 from ruleset.builder import Group, RuleBuilder, fill, promql
 
 
@@ -40,8 +41,8 @@ def groups(b: RuleBuilder) -> list[Group]:
     rules += b.single(
         "ErpChecksStartingLate", "warning", "exporter", "2",
         fill(promql("""
-            max by (job, instance) (erp_check_start_delay_seconds / erp_check_interval_seconds) > @share@
-        """), share=f"{late_share:g}"),
+            max by (@fleet@, job, instance) (erp_check_start_delay_seconds / erp_check_interval_seconds) > @share@
+        """), fleet=FLEET_LABELS, share=f"{late_share:g}"),
         "Checks of erp-exporter {{ $labels.instance }} start late",
         f"The latest start of a check on {{{{ $labels.instance }}}} was {{{{ $value | humanizePercentage }}}} "
         f"of its interval after it was due (over {late_share:.0%}) for @for@: the workers cannot keep up, "
@@ -51,10 +52,10 @@ def groups(b: RuleBuilder) -> list[Group]:
     rules += b.single(
         "ErpCheckVanished", "info", "exporter", "2",
         fill(promql("""
-            group by (job, instance, target, check) (max_over_time(erp_check_success[@window@]))
-            unless on (job, instance, target, check)
+            group by (@fleet@, job, instance, target, check) (max_over_time(erp_check_success[@window@]))
+            unless on (@fleet@, job, instance, target, check)
             erp_check_success
-        """), window=vanished_window),
+        """), fleet=FLEET_LABELS, window=vanished_window),
         "Check {{ $labels.check }} of {{ $labels.target }} vanished",
         f"Check {{{{ $labels.check }}}} of target \"{{{{ $labels.target }}}}\" reported within the last "
         f"{vanished_window} but not for @for@ (vanished = {{{{ $value }}}}): a configuration change "
