@@ -54,7 +54,7 @@ class Lease:
     hung: bool = False
     cancelling: bool = False  # its run timed out and a cancel was sent; not back yet
     fresh: bool = False  # opened for this run alone (login timing): closed after it, never pooled
-    unregister_abandon: Callable[[], None] = field(default=lambda: None)
+    unregister_token_callbacks: Callable[[], None] = field(default=lambda: None)  # the cancel and abandon hooks
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class ConnectionPool:
         A fresh connection (the probe's, to time a login) joining the idle ones would push the oldest pooled
         session out at the next probe: a new backend and its session setup every interval for nothing.
         """
-        lease.unregister_abandon()
+        lease.unregister_token_callbacks()
         keep = not (broken or lease.hung or lease.fresh or self._closed)
         with self._cond:
             self._in_use -= 1
@@ -329,5 +329,5 @@ class ConnectionPool:
             unregister_abandon()
             unregister_cancel()
 
-        lease.unregister_abandon = unregister
+        lease.unregister_token_callbacks = unregister
         return lease
