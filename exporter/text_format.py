@@ -50,12 +50,18 @@ def label_name(name: str) -> str:
     return f"_{escaped[1:]}" if escaped[:1].isdigit() else escaped
 
 
+def without_lone_surrogates(text: str) -> str:
+    """`text` with every lone surrogate (an undecodable byte passed on with surrogateescape) as U+FFFD, so that
+    it can be sent as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def label_value(value: str) -> str:
     """A label value inside double quotes: backslash, newline and double quote escaped, lone surrogates
     replaced."""
     if _NEEDS_ESCAPE.search(value) is None:
         return value
-    value = _SURROGATE.sub("\ufffd", value)
+    value = without_lone_surrogates(value)
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 

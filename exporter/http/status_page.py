@@ -3,7 +3,6 @@ passed through the secret mask; connection strings are shown with the password r
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +13,7 @@ from exporter.checks.audits import AuditReport
 from exporter.db.target import TargetDatabase
 from exporter.metrics import StatusRole
 from exporter.store import CheckState
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
+from exporter.text_format import without_lone_surrogates
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ def render_status_page(view: StatusView, mask: Callable[[str], str]) -> str:
     )
     # An error message or a row value may hold a lone surrogate (an undecodable byte a driver passed on):
     # it cannot be sent as UTF-8, and the page must not fail for it.
-    return _SURROGATE.sub("\ufffd", page)
+    return without_lone_surrogates(page)
 
 
 def _audits_section(reports: list[AuditReport], mask: Callable[[str], str]) -> str:
